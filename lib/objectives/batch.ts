@@ -29,8 +29,10 @@ export function validateBatch(op: string, batch: DistillBatch, needs: readonly R
   assertMask(op, 'batch.mask_N', batch.mask_N, n);
 
   const t = batch.teacher;
-  if (!t) throw new Error(`${op}: batch.teacher is required (full logits_NV, or k/topkIds_NK/topkLogprobs_NK/sampledLogprobs_N)`);
-  if (isTeacherFull(t)) {
+  const needsTeacher = needs.some((r) => r === 'teacherSampled' || r === 'teacherTopK' || r === 'teacherFull');
+  if (!t) {
+    if (needsTeacher) throw new Error(`${op}: batch.teacher is required (full logits_NV, or k/topkIds_NK/topkLogprobs_NK/sampledLogprobs_N)`);
+  } else if (isTeacherFull(t)) {
     if (!teacherForms.includes('full')) throw new Error(`${op}: needs the teacher as top-K arrays, got full logits`);
     if (t.logits_NV.rank !== 2 || t.logits_NV.shape[0] !== n || t.logits_NV.shape[1] !== vocab) {
       throw new Error(`${op}: batch.teacher.logits_NV must have shape [${n}, ${vocab}] like the student logits (same vocabulary), got [${t.logits_NV.shape}]`);
@@ -87,9 +89,14 @@ export function validateBatch(op: string, batch: DistillBatch, needs: readonly R
   }
 }
 
+function requireTeacher(batch: DistillBatch) {
+  if (!batch.teacher) throw new Error('batch.teacher is required by this objective');
+  return batch.teacher;
+}
+
 /** [N] log pT(y_t), from full teacher logits or the dump's sampled log-probs (plain array, detached). */
 export function teacherSampledLogprobs(batch: DistillBatch): Float32Array {
-  const t = batch.teacher;
+  const t = requireTeacher(batch);
   if (!isTeacherFull(t)) return t.sampledLogprobs_N;
   return tf.tidy(() => tokenLogprobs(tf.logSoftmax(t.logits_NV) as tf.Tensor2D, batch.tokens_N).dataSync() as Float32Array);
 }
@@ -99,7 +106,7 @@ export function teacherSampledLogprobs(batch: DistillBatch): Float32Array {
  * From full logits any k in [1, V] works; from top-K arrays k must be <= the dump's K.
  */
 export function teacherSupport(batch: DistillBatch, k: number): TopK {
-  const t = batch.teacher;
+  const t = requireTeacher(batch);
   const [n, vocab] = batch.studentLogits_NV.shape;
   if (isTeacherFull(t)) {
     assertIntInRange('teacherSupport', 'topK', k, 1, vocab);

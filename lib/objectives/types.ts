@@ -44,7 +44,8 @@ export interface DistillBatch {
   tokens_N: Int32Array;
   /** [N] 1 = the token is in the loss (a response token), 0 = not (prompt, padding). Never inferred. */
   mask_N: Float32Array;
-  teacher: Teacher;
+  /** The teacher; optional only for objectives that need none (seqkd trains on given teacher sequences). */
+  teacher?: Teacher;
   /** [N] the sampler's recorded log q(y_t) (importance ratio pi_theta / q; tinker's advantage). */
   samplerLogprobs_N?: Float32Array;
   /** [N] a reference model's log pRef(y_t) (G-OPD). */
@@ -92,6 +93,12 @@ export interface Objective<O extends object = Record<string, unknown>> {
   defaults: Readonly<O>;
   /** Whether a fused one-pass kernel exists (selected with the `fused` option where present). */
   fused: boolean;
+  /**
+   * What the gradient is the gradient of: 'loss' = the loss value itself (a direct divergence, checkable by
+   * finite differences); 'surrogate' = a policy-gradient surrogate whose advantage is detached, so the loss
+   * value's own derivative differs (default when absent).
+   */
+  gradientOf?: 'loss' | 'surrogate';
   compute(batch: DistillBatch, options: O, reduction: Reduction): ObjectiveOutput;
 }
 

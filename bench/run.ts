@@ -1,0 +1,83 @@
+/**
+ * `npm run bench`: the fused objective kernels against (a) the composed tfjs-autodiff reference on the same
+ * backend and (b) the same maths in PyTorch eager on CPU at the same thread count (bench/reference/objectives.py,
+ * run only where Debian's python3-torch imports). Each case runs in a fresh process so its peak memory is its
+ * own. Prints milliseconds, ratios and peak memory over the logits' own size; targets from the Core issue:
+ * fused >= 10x composed, fused >= 1.5x PyTorch, peak memory a small multiple of the logits.
+ *
+ *   npm run bench                       all objectives, both shapes
+ *   npm run bench -- --quick            2048 x 4096 only, fewer repetitions
+ *   npm run bench -- --only aopd,opd    a subset
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { formatTable } from '../lib/util/table';
+import { BENCH_OBJECTIVES, BENCH_SHAPES } from './options';
+
+const PY = '/usr/bin/python3';
+const THREADS = 1; // opdlab's kernels are single-threaded; PyTorch gets the same
+
+interface CaseResult {
+  ms?: number;
+  peakOverLogits?: number;
+  error?: string;
+}
+
+function runNode(objective: string, n: number, v: number, mode: string, reps: number): CaseResult {
+  const script = join(__dirname, 'objectiveCase.js');
+  const r = spawnSync(process.execPath, [script, objective, String(n), String(v), mode, String(reps)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const line = (r.stdout || '').trim().split('\n').pop() || '';
+  try {
+    return JSON.parse(line) as CaseResult;
+  } catch {
+    return { error: (r.stderr || `exit ${r.status}`).trim().split('\n').slice(-1)[0] };
+  }
+}
+
+function runTorch(objective: string, n: number, v: number, reps: number): CaseResult {
+  try {
+    const out = execFileSync(PY, [join(__dirname, '..', '..', 'bench', 'reference', 'objectives.py'), objective, String(n), String(v), String(THREADS), String(reps)], {
+      encoding: 'utf8',
+      env: { ...process.env, OMP_NUM_THREADS: String(THREADS), MKL_NUM_THREADS: String(THREADS) },
+    });
+    return JSON.parse(out.trim().split('\n').pop()!) as CaseResult;
+  } catch (e) {
+    return { error: (e as Error).message.split('\n')[0] };
+  }
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const onlyIdx = args.indexOf('--only');
+  const objectives = onlyIdx >= 0 ? args[onlyIdx + 1].split(',') : BENCH_OBJECTIVES;
+  const shapes = quick ? BENCH_SHAPES.slice(0, 1) : BENCH_SHAPES;
+  const reps = quick ? 3 : 5;
+  const torchOk = spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+  if (!torchOk) console.log(`PyTorch reference: missing (${PY} cannot import torch; apt-get install python3-torch)`);
+  const rows: (string | number)[][] = [];
+  for (const [n, v] of shapes) {
+    for (const objective of objectives) {
+      process.stderr.write(`bench ${objective} ${n}x${v} ...\n`);
+      const fused = runNode(objective, n, v, 'fused', reps);
+      const composed = runNode(objective, n, v, 'composed', Math.max(1, Math.floor(reps / 2)));
+      const torch = torchOk ? runTorch(objective, n, v, reps) : { error: 'missing' };
+      const ratio = (a?: number, b?: number) => (a && b ? `${(b / a).toFixed(2)}x` : '-');
+      rows.push([
+        objective,
+        `${n}x${v}`,
+        fused.ms !== undefined ? fused.ms.toFixed(1) : `error: ${fused.error}`,
+        composed.ms !== undefined ? composed.ms.toFixed(1) : `error: ${composed.error}`,
+        torch.ms !== undefined ? torch.ms.toFixed(1) : torch.error ?? '-',
+        ratio(fused.ms, composed.ms),
+        ratio(fused.ms, torch.ms),
+        fused.peakOverLogits !== undefined ? `${fused.peakOverLogits.toFixed(1)}x` : '-',
+      ]);
+    }
+  }
+  console.log(`\nLoss + student-logit gradient, median ms (backend wasm unless OPDLAB_BACKEND says otherwise; PyTorch ${THREADS} thread)`);
+  console.log(formatTable(['objective', 'N x V', 'fused ms', 'composed ms', 'pytorch ms', 'fused vs composed', 'fused vs pytorch', 'fused peak mem / logits'], rows));
+  console.log('\nTargets: fused vs composed >= 10x; fused vs pytorch >= 1.5x; peak memory a small multiple of the logits.');
+}
+
+main();

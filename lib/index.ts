@@ -1,0 +1,7 @@
+/**
+ * opdlab: the library. `import * as opd from 'opdlab'` (or from dist/lib in a notebook) gives every module.
+ */
+export * from './backend';
+export * as probs from './probs';
+export * as objectives from './objectives';
+export { computeObjective, objectiveLossAndGrad, getObjective, listObjectives } from './objectives/registry';
