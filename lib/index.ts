@@ -5,3 +5,5 @@ export * from './backend';
 export * as probs from './probs';
 export * as objectives from './objectives';
 export { computeObjective, objectiveLossAndGrad, getObjective, listObjectives } from './objectives/registry';
+export * as analysis from './analysis';
+export * as kernels from './kernels';

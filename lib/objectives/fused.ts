@@ -9,6 +9,7 @@
  * Row helpers below are shared by every kernel (log-softmax, softmax into a buffer).
  */
 import * as tf from '@tensorflow/tfjs';
+import { rowKernels, tensorFromView, type Arena, type RowKernels } from '../kernels';
 
 /** What a row kernel produces: per-token loss [N] and gradient [N * V] (row-major), both unweighted. */
 export interface FusedRows {
@@ -17,36 +18,60 @@ export interface FusedRows {
 }
 
 /**
+ * The row kernel's context: the O(N x V) primitives (WebAssembly SIMD or JS, lib/kernels) and an arena already
+ * holding the student logits. Kernels allocate their [N, V] buffers from `arena` (reused across calls, no page
+ * faults) and may return arena views; fusedLoss copies what must outlive the call.
+ */
+export interface KernelContext {
+  kernels: RowKernels;
+  arena: Arena;
+}
+
+export type RowKernel = (z_NV: Float32Array, rows: number, vocab: number, ctx: KernelContext) => FusedRows;
+
+/**
  * Run `kernel` on the student logits and return the weighted scalar loss, differentiable through customGrad.
  * The kernel runs once, in the forward pass; the backward pass only scales the stored gradient by dy.
  * Masked tokens (w_n = 0) get zero loss and zero gradient whatever the kernel wrote.
+ * The arena holds the logits plus `arenaLogitBuffers` more [N, V] float32 buffers and 32 float64 [N] arrays.
  */
 export function fusedLoss(
   studentLogits_NV: tf.Tensor2D,
   weights_N: Float32Array,
-  kernel: (z_NV: Float32Array, rows: number, vocab: number) => FusedRows,
+  kernel: RowKernel,
+  arenaLogitBuffers = 3,
 ): { loss: tf.Scalar; perToken_N: Float32Array } {
   const [rows, vocab] = studentLogits_NV.shape;
   let perToken_N: Float32Array = new Float32Array(rows);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const z = args[0] as tf.Tensor;
     const save = args[1] as tf.GradSaveFunc;
-    const out = kernel(z.dataSync() as Float32Array, rows, vocab);
-    perToken_N = out.perToken_N;
+    const kernels = rowKernels();
+    const arena = kernels.arena(rows * vocab * 4 * (1 + arenaLogitBuffers) + rows * 8 * 32 + 4096);
+    const zView = arena.load(z);
+    const w_N = arena.f32(rows);
+    w_N.set(weights_N);
+    const out = kernel(zView, rows, vocab, { kernels, arena });
+    perToken_N = Float32Array.from(out.perToken_N);
     let total = 0;
     const g = out.grad_NV;
     for (let n = 0; n < rows; n++) {
-      const w = weights_N[n];
-      const base = n * vocab;
-      if (w === 0) {
+      if (weights_N[n] === 0) {
         perToken_N[n] = 0;
-        g.fill(0, base, base + vocab);
-        continue;
+        g.fill(0, n * vocab, (n + 1) * vocab);
+      } else {
+        total += weights_N[n] * perToken_N[n];
       }
-      total += w * perToken_N[n];
-      for (let v = 0; v < vocab; v++) g[base + v] *= w;
     }
-    const grad = tf.tensor2d(g, [rows, vocab]);
+    if (g.buffer === zView.buffer) {
+      kernels.scaleRows(g, w_N, rows, vocab, g); // in place, SIMD
+    } else {
+      for (let n = 0; n < rows; n++) {
+        const w = weights_N[n];
+        if (w !== 1) for (let v = n * vocab; v < (n + 1) * vocab; v++) g[v] *= w;
+      }
+    }
+    const grad = tensorFromView(g, [rows, vocab]);
     save([grad]);
     return {
       value: tf.scalar(total),

@@ -25,6 +25,11 @@ export interface FDivergence {
   f(logu: tf.Tensor): tf.Tensor;
   /** u f'(u) as a function of log u. */
   uFprime(logu: tf.Tensor): tf.Tensor;
+  /**
+   * w_f(u) = -f(u) + u f'(u) in closed form (the table above). Computing it as the difference of the two terms
+   * above cancels catastrophically in float32 for large u (jsd, totalVariation, hellinger at log u > ~10).
+   */
+  weight(logu: tf.Tensor): tf.Tensor;
 }
 
 /** log((1 + u) / 2) = softplus(log u) - ln 2, stable for any log u. */
@@ -34,10 +39,12 @@ const DIVERGENCES: Record<FDivergenceName, FDivergence> = {
   reverseKL: {
     f: (logu) => tf.neg(logu),
     uFprime: (logu) => tf.fill(logu.shape, -1),
+    weight: (logu) => tf.sub(logu, 1),
   },
   forwardKL: {
     f: (logu) => tf.mul(tf.exp(logu), logu),
     uFprime: (logu) => tf.mul(tf.exp(logu), tf.add(logu, 1)),
+    weight: (logu) => tf.exp(logu),
   },
   jsd: {
     f: (logu) => {
@@ -45,10 +52,12 @@ const DIVERGENCES: Record<FDivergenceName, FDivergence> = {
       return tf.mul(0.5, tf.sub(tf.mul(u, logu), tf.mul(tf.add(u, 1), logMid(logu))));
     },
     uFprime: (logu) => tf.mul(0.5, tf.mul(tf.exp(logu), tf.sub(logu, logMid(logu)))),
+    weight: (logu) => tf.mul(0.5, logMid(logu)),
   },
   totalVariation: {
     f: (logu) => tf.mul(0.5, tf.abs(tf.sub(tf.exp(logu), 1))),
     uFprime: (logu) => tf.mul(0.5, tf.mul(tf.exp(logu), tf.sign(logu))),
+    weight: (logu) => tf.mul(0.5, tf.sign(logu)),
   },
   chiSquared: {
     f: (logu) => tf.square(tf.sub(tf.exp(logu), 1)),
@@ -56,10 +65,12 @@ const DIVERGENCES: Record<FDivergenceName, FDivergence> = {
       const u = tf.exp(logu);
       return tf.mul(2, tf.mul(u, tf.sub(u, 1)));
     },
+    weight: (logu) => tf.expm1(tf.mul(2, logu)),
   },
   hellinger: {
     f: (logu) => tf.square(tf.sub(tf.exp(tf.mul(0.5, logu)), 1)),
     uFprime: (logu) => tf.sub(tf.exp(logu), tf.exp(tf.mul(0.5, logu))),
+    weight: (logu) => tf.expm1(tf.mul(0.5, logu)),
   },
 };
 
@@ -74,12 +85,9 @@ export function stopGradAdvantage(name: FDivergenceName, logu: tf.Tensor): tf.Te
   return tf.tidy(() => tf.neg(fDivergence(name).f(logu)));
 }
 
-/** w_f(u) = -f(u) + u f'(u): OPD+'s unbiased policy-gradient weight. */
+/** w_f(u) = -f(u) + u f'(u): OPD+'s unbiased policy-gradient weight (closed form, stable for any log u). */
 export function unbiasedWeight(name: FDivergenceName, logu: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const d = fDivergence(name);
-    return tf.add(tf.neg(d.f(logu)), d.uFprime(logu));
-  });
+  return tf.tidy(() => fDivergence(name).weight(logu));
 }
 
 /** Full-distribution D_f(pT || pS) = sum_v pS(v) f(pT(v) / pS(v)) per row, for identities against the KLs. */

@@ -17,15 +17,28 @@ export function probsFromLogprobs(logp: tf.Tensor): tf.Tensor {
   return tf.exp(logp);
 }
 
-/** log(1 - exp(a)) for a <= 0, accurate at both ends (Maechler 2012). */
+/**
+ * log(1 - exp(a)) for a <= 0, accurate at both ends (Maechler 2012). a is clamped to <= -1e-30 (value
+ * log(1e-30) = -69.08 there, gradient 0 where clamped).
+ * Differentiable through a custom gradient d/da = -1 / expm1(-a): autodiff through the branch select would
+ * reach `greater`, which has no gradient in tfjs ("gradient function not found for Greater").
+ */
 export function log1mexp(a: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const aClamped = tf.minimum(a, 0);
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    const aClamped = tf.minimum(x, -1e-30);
+    save([aClamped]);
     const nearZero = tf.greater(aClamped, -Math.LN2);
-    // Both branches are evaluated; clamp their inputs so neither produces NaN in the branch not taken.
-    const viaExpm1 = tf.log(tf.neg(tf.expm1(tf.minimum(aClamped, -1e-30))));
+    // Both branches are evaluated; their inputs are clamped so neither produces NaN in the branch not taken.
+    const viaExpm1 = tf.log(tf.neg(tf.expm1(aClamped)));
     const viaLog1p = tf.log1p(tf.neg(tf.exp(aClamped)));
-    return tf.where(nearZero, viaExpm1, viaLog1p);
+    return {
+      value: tf.where(nearZero, viaExpm1, viaLog1p),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.where(tf.less(saved[0], -1e-30), tf.div(dy, tf.neg(tf.expm1(tf.neg(saved[0])))), tf.zerosLike(dy)),
+    };
   });
+  return tf.tidy(() => op(a));
 }
 

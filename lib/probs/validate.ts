@@ -28,6 +28,9 @@ export function assertFiniteArray(op: string, arg: string, values: ArrayLike<num
 
 /** Checks a tensor for NaN or +-Infinity (one synchronous read); the error gives the first bad [row, column]. */
 export function assertFiniteTensor(op: string, arg: string, t: tf.Tensor): void {
+  // one backend pass (IsFinite + All) in the common case; the element-wise scan only runs to locate a bad value
+  const allFinite = tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]);
+  if (allFinite) return;
   const width = t.rank >= 2 ? t.shape[t.rank - 1] : 0;
   assertFiniteArray(op, arg, t.dataSync() as Float32Array, width);
 }
