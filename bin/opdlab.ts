@@ -5,7 +5,10 @@
 import { Command } from 'commander';
 import { initBackend, selectBackend } from '../lib/backend';
 import { checkAllObjectives } from '../lib/objectives';
+import { featuresMarkdown } from '../lib/report/features';
 import { formatTable } from '../lib/util/table';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const program = new Command();
 program.name('opdlab').description('On-policy distillation research toolkit').version(require('../../package.json').version);
@@ -49,6 +52,30 @@ program
   .action(async () => {
     await initBackend();
     if (!printObjectiveTable()) process.exitCode = 1;
+  });
+
+program
+  .command('features')
+  .description('print FEATURES.md as generated from the registry (--write to update the file, --check to compare)')
+  .option('--write', 'write FEATURES.md in the repository root')
+  .option('--check', 'exit 1 when FEATURES.md differs from the generated text')
+  .action(async (opts: { write?: boolean; check?: boolean }) => {
+    await initBackend({ quiet: true });
+    const root = join(__dirname, '..', '..');
+    const text = featuresMarkdown(root);
+    const path = join(root, 'FEATURES.md');
+    if (opts.write) {
+      writeFileSync(path, text);
+      console.log(`wrote ${path}`);
+    } else if (opts.check) {
+      const current = readFileSync(path, 'utf8');
+      if (current !== text) {
+        console.error('FEATURES.md is stale: run `npx opdlab features --write`');
+        process.exitCode = 1;
+      }
+    } else {
+      process.stdout.write(text);
+    }
   });
 
 program.parseAsync(process.argv).catch((e: Error) => {
