@@ -74,8 +74,21 @@ const DIVERGENCES: Record<FDivergenceName, FDivergence> = {
   },
 };
 
+/** Each method runs in its own tf.tidy, so calling one outside a tidy leaks no intermediate tensor. */
+const TIDIED = Object.fromEntries(
+  F_DIVERGENCES.map((name) => {
+    const d = DIVERGENCES[name];
+    const f: FDivergence = {
+      f: (logu) => tf.tidy(() => d.f(logu)),
+      uFprime: (logu) => tf.tidy(() => d.uFprime(logu)),
+      weight: (logu) => tf.tidy(() => d.weight(logu)),
+    };
+    return [name, f];
+  }),
+) as Record<FDivergenceName, FDivergence>;
+
 export function fDivergence(name: FDivergenceName): FDivergence {
-  const d = DIVERGENCES[name];
+  const d = Object.prototype.hasOwnProperty.call(TIDIED, name) ? TIDIED[name] : undefined;
   if (!d) throw new Error(`fDivergence: name must be one of ${F_DIVERGENCES.join(', ')}, got '${name}'`);
   return d;
 }
@@ -92,5 +105,8 @@ export function unbiasedWeight(name: FDivergenceName, logu: tf.Tensor): tf.Tenso
 
 /** Full-distribution D_f(pT || pS) = sum_v pS(v) f(pT(v) / pS(v)) per row, for identities against the KLs. */
 export function fDivergenceRows(name: FDivergenceName, logpT_NV: tf.Tensor2D, logpS_NV: tf.Tensor2D): tf.Tensor1D {
+  if (logpT_NV.shape.join() !== logpS_NV.shape.join()) { // else tf broadcasts [1, V] against [N, V] silently
+    throw new Error(`fDivergenceRows: teacher and student log-probs must have the same shape, got [${logpT_NV.shape}] and [${logpS_NV.shape}]`);
+  }
   return tf.tidy(() => tf.sum(tf.mul(tf.exp(logpS_NV), fDivergence(name).f(tf.sub(logpT_NV, logpS_NV))), 1) as tf.Tensor1D);
 }

@@ -9,7 +9,7 @@
  * a ScatterNd (which wasm has) of the upstream gradient back to those flat positions.
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertIdsInRange } from './validate';
+import { assertIdsInRange, assertIntInRange } from './validate';
 
 /** Row-major flat indices n * V + ids[n, k] as an int32 tensor [N * K]. */
 function flatIndices(ids: ArrayLike<number>, rows: number, k: number, vocab: number): tf.Tensor1D {
@@ -24,6 +24,7 @@ function flatIndices(ids: ArrayLike<number>, rows: number, k: number, vocab: num
  */
 export function gatherColumns(x_NV: tf.Tensor2D, ids_NK: ArrayLike<number>, k: number): tf.Tensor2D {
   const [rows, vocab] = x_NV.shape;
+  assertIntInRange('gatherColumns', 'k', k, 1, Number.MAX_SAFE_INTEGER); // K may exceed V (duplicate ids)
   if (ids_NK.length !== rows * k) {
     throw new Error(`gatherColumns: ids must hold N * K = ${rows} * ${k} = ${rows * k} entries, got ${ids_NK.length}`);
   }
@@ -48,5 +49,6 @@ export function tokenLogprobs(logp_NV: tf.Tensor2D, tokens_N: ArrayLike<number>)
   if (tokens_N.length !== logp_NV.shape[0]) {
     throw new Error(`tokenLogprobs: tokens must have one id per row (${logp_NV.shape[0]}), got ${tokens_N.length}`);
   }
+  assertIdsInRange('tokenLogprobs', 'tokens', tokens_N, logp_NV.shape[1]); // else the error would name gatherColumns' ids
   return tf.tidy(() => tf.reshape(gatherColumns(logp_NV, tokens_N, 1), [logp_NV.shape[0]]) as tf.Tensor1D);
 }

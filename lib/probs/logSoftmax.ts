@@ -32,7 +32,12 @@ export function log1mexp(a: tf.Tensor): tf.Tensor {
     const nearZero = tf.greater(aClamped, -Math.LN2);
     // Both branches are evaluated; their inputs are clamped so neither produces NaN in the branch not taken.
     const viaExpm1 = tf.log(tf.neg(tf.expm1(aClamped)));
-    const viaLog1p = tf.log1p(tf.neg(tf.exp(aClamped)));
+    // log1p(x), x = -e^a, by Goldberg's x log(w) / (w - 1), w = 1 + x (w - 1 is exact; = x where w rounds to 1):
+    // the wasm backend's Log1p is log(1 + x), which loses relative accuracy below a ~ -5 and returns 0 instead of
+    // -e^a below a ~ -17 (test/probs.test.ts compares with Math.log1p).
+    const x1 = tf.neg(tf.exp(aClamped));
+    const w = tf.add(x1, 1);
+    const viaLog1p = tf.where(tf.equal(w, 1), x1, tf.div(tf.mul(x1, tf.log(w)), tf.sub(w, 1)));
     return {
       value: tf.where(nearZero, viaExpm1, viaLog1p),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
