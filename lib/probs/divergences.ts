@@ -35,9 +35,9 @@ export function klStudentTeacher(logpT_NK: tf.Tensor2D, logpS_NK: tf.Tensor2D): 
 /** Generalised JSD(beta) per row; beta = 0 forward KL, beta = 1 reverse KL (exact at both ends). */
 export function jsd(logpT_NK: tf.Tensor2D, logpS_NK: tf.Tensor2D, beta: number): tf.Tensor1D {
   assertInRange('jsd', 'beta', beta, 0, 1);
+  checkPair('jsd', logpT_NK, logpS_NK); // before the endpoints, so the error names jsd
   if (beta === 0) return klTeacherStudent(logpT_NK, logpS_NK);
   if (beta === 1) return klStudentTeacher(logpT_NK, logpS_NK);
-  checkPair('jsd', logpT_NK, logpS_NK);
   return tf.tidy(() => {
     const logM = tf.logSumExp(tf.stack([tf.add(logpT_NK, Math.log(beta)), tf.add(logpS_NK, Math.log(1 - beta))]), 0);
     const klTM = tf.sum(tf.mul(tf.exp(logpT_NK), tf.sub(logpT_NK, logM)), 1);

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { log1mexp } from './logSoftmax';
-import { assertIntInRange } from './validate';
+import { assertIntInRange, assertLength } from './validate';
 
 export type SupportNorm = 'none' | 'both' | 'tailBucket';
 export const SUPPORT_NORMS: readonly SupportNorm[] = ['none', 'both', 'tailBucket'];
@@ -27,6 +27,7 @@ export interface TopK {
 /** Top-K of each row of a row-major [rows, vocab] array. O(V log K) per row. */
 export function topKRows(values: ArrayLike<number>, rows: number, vocab: number, k: number): TopK {
   assertIntInRange('topKRows', 'k', k, 1, vocab);
+  assertLength('topKRows', 'values', values, rows * vocab); // else missing entries read as undefined, silently
   const ids_NK = new Int32Array(rows * k);
   const values_NK = new Float32Array(rows * k);
   const heapIds = new Int32Array(k);
