@@ -35,9 +35,16 @@ const WASM = '@tensorflow/tfjs-backend-wasm';
 export function defaultProbe(moduleName: string): boolean {
   try {
     require.resolve(moduleName);
-    return true;
   } catch {
     return false;
+  }
+  // danfojs-node installs only with the package.json override "@tensorflow/tfjs-node": "npm:@tensorflow/tfjs@4.22.0"
+  // (architecture.md, Stack), which puts plain tfjs under the tfjs-node name: that alias is not the native backend.
+  try {
+    const pkg = require(`${moduleName}/package.json`) as { name?: string };
+    return pkg.name === undefined || pkg.name === moduleName;
+  } catch {
+    return true; // package.json not exported: trust the resolution above
   }
 }
 

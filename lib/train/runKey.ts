@@ -1,0 +1,134 @@
+/**
+ * Run keys: the identity of a run's outcome, so a sweep can key its cells by it and skip what is done.
+ *
+ *   runKey(config)    = sha256( canonicalJson({ config: outcomeConfig(config), code: codeVersion() }) )   hex
+ *   warmupKey(config) = sha256( canonicalJson({ warmup: { seed, task, student, warmup, continualTask }, code }) )
+ *
+ * canonicalJson: JSON with object keys sorted at every depth, no whitespace, numbers as JavaScript prints them
+ * (so 1e-4 and 0.0001 are the same number); undefined members dropped; NaN/Infinity rejected.
+ * outcomeConfig: the resolved config without the fields that cannot change a result: `out` (where the folder
+ * goes and what to do if it exists), `checkpointEvery` (resuming is exact, test/train/run.test.ts) and `stopAfter`
+ * (the interruption hook). Everything else, the evaluation and analysis settings included, changes what is
+ * logged, hence the key.
+ * codeVersion: the package version and, when the source tree is a git checkout, the commit of HEAD (read from
+ * .git directly; no git process). Uncommitted edits are not seen: a dirty tree keeps its commit's key.
+ * The backend is not part of the key (it is recorded in meta.json): runs on different backends agree only up to
+ * float rounding, and a sweep may mix them.
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Config } from './config';
+
+/** Key-sorted, whitespace-free JSON (the hash input). */
+export function canonicalJson(value: unknown): string {
+  const walk = (v: unknown, where: string): string => {
+    if (v === null) return 'null';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new Error(`canonicalJson: ${where} is ${v}; only finite numbers have a canonical form`);
+      return JSON.stringify(v);
+    }
+    if (typeof v === 'string' || typeof v === 'boolean') return JSON.stringify(v);
+    if (Array.isArray(v)) return `[${v.map((x, i) => walk(x, `${where}[${i}]`)).join(',')}]`;
+    if (typeof v === 'object') {
+      const entries = Object.keys(v as object)
+        .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${walk((v as Record<string, unknown>)[k], `${where}.${k}`)}`);
+      return `{${entries.join(',')}}`;
+    }
+    throw new Error(`canonicalJson: ${where} has type ${typeof v}, which JSON cannot hold`);
+  };
+  return walk(value, 'value');
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export interface CodeVersion {
+  /** package.json version. */
+  version: string;
+  /** HEAD commit (40 hex) or null when not in a git checkout. */
+  commit: string | null;
+}
+
+/** The folder with opdlab's package.json (works from lib/ and from the built dist/lib/). */
+export function packageRoot(start = __dirname): string {
+  let dir = start;
+  for (;;) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: string };
+      if (pkg.name === 'opdlab') return dir;
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`packageRoot: no opdlab package.json above ${start}`);
+    dir = up;
+  }
+}
+
+/** HEAD's commit, read from the .git folder (or the gitdir a .git file points to); null if there is none. */
+export function gitCommit(root: string): string | null {
+  try {
+    let gitDir = path.join(root, '.git');
+    if (fs.statSync(gitDir).isFile()) {
+      const m = /^gitdir:\s*(.+)\s*$/m.exec(fs.readFileSync(gitDir, 'utf8'));
+      if (!m) return null;
+      gitDir = path.resolve(root, m[1]);
+    }
+    const head = fs.readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
+    if (/^[0-9a-f]{40}$/.test(head)) return head;
+    const ref = /^ref:\s*(.+)$/.exec(head)?.[1];
+    if (!ref) return null;
+    // a worktree keeps refs in the common dir
+    const common = fs.existsSync(path.join(gitDir, 'commondir')) ? path.resolve(gitDir, fs.readFileSync(path.join(gitDir, 'commondir'), 'utf8').trim()) : gitDir;
+    for (const dir of [gitDir, common]) {
+      const file = path.join(dir, ref);
+      if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+    }
+    const packed = path.join(common, 'packed-refs');
+    if (fs.existsSync(packed)) {
+      for (const line of fs.readFileSync(packed, 'utf8').split('\n')) {
+        const [sha, name] = line.trim().split(' ');
+        if (name === ref && /^[0-9a-f]{40}$/.test(sha)) return sha;
+      }
+    }
+    return null;
+  } catch {
+    return null;
+  }
+}
+
+let cachedVersion: CodeVersion | null = null;
+
+export function codeVersion(): CodeVersion {
+  if (!cachedVersion) {
+    const root = packageRoot();
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    cachedVersion = { version: pkg.version, commit: gitCommit(root) };
+  }
+  return cachedVersion;
+}
+
+/** The config without the fields that cannot change the outcome (header). */
+export function outcomeConfig(config: Config): Omit<Config, 'out' | 'checkpointEvery' | 'stopAfter'> {
+  const { out: _out, checkpointEvery: _c, stopAfter: _s, ...rest } = config;
+  return rest;
+}
+
+/** sha256 hex of the outcome-affecting config and the code version; `config` must be resolved (resolveConfig). */
+export function runKey(config: Config, code: CodeVersion = codeVersion()): string {
+  return sha256(canonicalJson({ config: outcomeConfig(config), code }));
+}
+
+/** What the warm-up student depends on: several methods from the same initialisation share it. */
+export function warmupKey(config: Config, code: CodeVersion = codeVersion()): string {
+  return sha256(canonicalJson({ warmup: warmupInputs(config), code }));
+}
+
+/** The config fields the warm-up depends on (the continual task only when part of the warm-up batch is drawn from it). */
+export function warmupInputs(config: Config): Record<string, unknown> {
+  const { seed, task, student, warmup } = config;
+  return { seed, task, student, warmup, continualTask: warmup.continualShare > 0 ? config.continual!.task : null };
+}
