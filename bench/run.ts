@@ -8,6 +8,8 @@
  *   npm run bench                       all objectives, both shapes
  *   npm run bench -- --quick            2048 x 4096 only, fewer repetitions
  *   npm run bench -- --only aopd,opd    a subset
+ *   npm run bench -- --runs 3           every case 3 times (fused, composed and PyTorch in turn), medians reported:
+ *                                       on a shared machine one run can catch a busy moment
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -25,7 +27,7 @@ interface CaseResult {
 
 function runNode(objective: string, n: number, v: number, mode: string, reps: number): CaseResult {
   const script = join(__dirname, 'objectiveCase.js');
-  const r = spawnSync(process.execPath, [script, objective, String(n), String(v), mode, String(reps)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, ['--expose-gc', script, objective, String(n), String(v), mode, String(reps)], { encoding: 'utf8', maxBuffer: 1 << 20 });
   const line = (r.stdout || '').trim().split('\n').pop() || '';
   try {
     return JSON.parse(line) as CaseResult;
@@ -46,10 +48,21 @@ function runTorch(objective: string, n: number, v: number, reps: number): CaseRe
   }
 }
 
+/** The median of the runs that succeeded (the first error when none did). */
+function medianOf(results: CaseResult[]): CaseResult {
+  const ok = results.filter((r) => r.ms !== undefined).sort((a, b) => a.ms! - b.ms!);
+  if (ok.length === 0) return results[0];
+  const mid = ok[Math.floor((ok.length - 1) / 2)];
+  const peaks = ok.map((r) => r.peakOverLogits).filter((p): p is number => p !== undefined);
+  return { ms: mid.ms, peakOverLogits: peaks.length ? Math.max(...peaks) : undefined };
+}
+
 function main(): void {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   const onlyIdx = args.indexOf('--only');
+  const runsIdx = args.indexOf('--runs');
+  const runs = runsIdx >= 0 ? Math.max(1, Number(args[runsIdx + 1]) || 1) : 1;
   const objectives = onlyIdx >= 0 ? args[onlyIdx + 1].split(',') : BENCH_OBJECTIVES;
   const shapes = quick ? BENCH_SHAPES.slice(0, 1) : BENCH_SHAPES;
   const reps = quick ? 3 : 5;
@@ -59,9 +72,15 @@ function main(): void {
   for (const [n, v] of shapes) {
     for (const objective of objectives) {
       process.stderr.write(`bench ${objective} ${n}x${v} ...\n`);
-      const fused = runNode(objective, n, v, 'fused', reps);
-      const composed = runNode(objective, n, v, 'composed', Math.max(1, Math.floor(reps / 2)));
-      const torch = torchOk ? runTorch(objective, n, v, reps) : { error: 'missing' };
+      const all: { fused: CaseResult[]; composed: CaseResult[]; torch: CaseResult[] } = { fused: [], composed: [], torch: [] };
+      for (let run = 0; run < runs; run++) {
+        all.fused.push(runNode(objective, n, v, 'fused', reps));
+        all.composed.push(runNode(objective, n, v, 'composed', Math.max(1, Math.floor(reps / 2))));
+        all.torch.push(torchOk ? runTorch(objective, n, v, reps) : { error: 'missing' });
+      }
+      const fused = medianOf(all.fused);
+      const composed = medianOf(all.composed);
+      const torch = medianOf(all.torch);
       const ratio = (a?: number, b?: number) => (a && b ? `${(b / a).toFixed(2)}x` : '-');
       rows.push([
         objective,
@@ -72,11 +91,13 @@ function main(): void {
         ratio(fused.ms, composed.ms),
         ratio(fused.ms, torch.ms),
         fused.peakOverLogits !== undefined ? `${fused.peakOverLogits.toFixed(1)}x` : '-',
+        composed.peakOverLogits !== undefined ? `${composed.peakOverLogits.toFixed(1)}x` : '-',
       ]);
     }
   }
-  console.log(`\nLoss + student-logit gradient, median ms (backend wasm unless OPDLAB_BACKEND says otherwise; PyTorch ${THREADS} thread)`);
-  console.log(formatTable(['objective', 'N x V', 'fused ms', 'composed ms', 'pytorch ms', 'fused vs composed', 'fused vs pytorch', 'fused peak mem / logits'], rows));
+  const over = runs > 1 ? `, median of ${runs} runs` : '';
+  console.log(`\nLoss + student-logit gradient, median ms${over} (backend wasm unless OPDLAB_BACKEND says otherwise; PyTorch ${THREADS} thread)`);
+  console.log(formatTable(['objective', 'N x V', 'fused ms', 'composed ms', 'pytorch ms', 'fused vs composed', 'fused vs pytorch', 'fused peak mem / logits', 'composed peak mem / logits'], rows));
   console.log('\nTargets: fused vs composed >= 10x; fused vs pytorch >= 1.5x; peak memory a small multiple of the logits.');
 }
 

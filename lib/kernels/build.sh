@@ -4,9 +4,11 @@
 # committed binary matches this build where clang is available.
 set -euo pipefail
 cd "$(dirname "$0")"
-clang --target=wasm32 -O3 -msimd128 -nostdlib -fno-builtin \
-  -Wl,--no-entry -Wl,--export-dynamic -Wl,--import-memory -Wl,--export=__heap_base -Wl,--strip-all \
-  -o rows.wasm rows.c
+# --import-memory + exported __stack_pointer (mutable-globals): index.ts runs the module on the tfjs wasm heap
+# and moves its shadow stack there
+clang --target=wasm32 -O3 -msimd128 -mmutable-globals -nostdlib -fno-builtin \
+  -Wl,--no-entry -Wl,--export-dynamic -Wl,--import-memory -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
+  -Wl,--strip-all -o rows.wasm rows.c
 echo "built $(pwd)/rows.wasm ($(wc -c < rows.wasm) bytes)"
 # embed the binary so the library needs no file lookups at run time (works from lib/ under vitest and from dist/)
 {

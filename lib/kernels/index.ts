@@ -1,61 +1,227 @@
 /**
- * Row kernels: the O(N x V) passes of the fused objectives (row logsumexp, softmax, scaled copies, log-softmax,
- * full-vocabulary JSD), in WebAssembly SIMD (rows.c -> rows.wasm, embedded in rowsWasm.ts) with an identical
- * plain-JS fallback. Objective kernels do their O(K)-per-row work in JS on top of these.
+ * Row kernels: the O(N x V) passes of the fused objectives (finiteness scan, row logsumexp, exponentials,
+ * softmax, scaled copies, log-softmax, top-K, full-vocabulary JSD), in WebAssembly SIMD (rows.c -> rows.wasm,
+ * embedded in rowsWasm.ts) with a plain-JS fallback computing the same maths in float64. Objective kernels do
+ * their O(K)-per-row work in JS on top of these.
  *
- * Memory: kernels work in an `Arena`, one growable buffer reused across calls (the wasm module's own memory, or
- * an ArrayBuffer for JS). `arena(bytes)` resets it; every view handed out before is invalid afterwards. Arrays
- * passed to a wasm kernel must be views from the current arena.
+ * Memory. Kernels work on views handed out by an `Arena`:
+ *   - tfjs wasm backend (the default): the SIMD module runs on tfjs's own heap. `arena.load(t)` is the tensor's
+ *     memory itself (zero-copy: never write to it), `arena.output(shape)` a new tensor whose memory the kernels
+ *     fill in place, and scratch comes from one block malloc'ed from that heap, reused across calls. The JS
+ *     kernels use the same zero-copy views.
+ *   - any other tfjs backend: the SIMD module has its own memory (the JS kernels an ArrayBuffer) and load/output
+ *     copy.
+ * `arena(bytes, copyBytes)` resets the arena and invalidates every view handed out before. A view of the tfjs
+ * heap also dies when anything allocates there (a tfjs op, arena(), output()): call output() before taking other
+ * views, and run no tfjs op while using them. Arrays passed to a SIMD kernel must be views of its memory.
  *
  * Selection: wasm SIMD when WebAssembly SIMD is available; `OPDLAB_KERNELS=js` forces the JS kernels.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ROWS_WASM_BASE64 } from './rowsWasm';
 
+/** A tensor being written by kernels: fill `values` (a fresh view on each read), then take `toTensor()` once. */
+export interface OutputBuffer {
+  readonly values: Float32Array;
+  /** The filled values as a tensor: the same memory on the tfjs wasm heap, a copy elsewhere. */
+  toTensor(): tf.Tensor;
+}
+
 export interface Arena {
   /** A float32 view of n elements (uninitialised). */
   f32(n: number): Float32Array;
   /** A float64 view of n elements (uninitialised). */
   f64(n: number): Float64Array;
-  /** The tensor's float32 data copied into the arena. */
+  /** An int32 view of n elements (uninitialised). */
+  i32(n: number): Int32Array;
+  /** A float32 tensor's data for the kernels to READ: its own memory on the tfjs wasm heap, else a copy. */
   load(t: tf.Tensor): Float32Array;
+  /** A new float32 tensor of `shape` for the kernels to fill (call before taking any other view). */
+  output(shape: number[]): OutputBuffer;
 }
 
 export interface RowKernels {
   readonly name: 'wasm-simd' | 'js';
-  /** Reset the arena to hold at least `bytes` (plus alignment); invalidates earlier views. */
-  arena(bytes: number): Arena;
-  /** lse[n] = logsumexp_v z[n, v]. */
-  logsumexpRows(z: Float32Array, rows: number, vocab: number, lse: Float64Array): void;
+  /** True where load() and output() are zero-copy (the tfjs wasm heap). */
+  readonly zeroCopy: boolean;
+  /**
+   * Reset the arena to hold `bytes` of views (f32 / f64 / i32), plus `copyBytes` for load() and output(), which
+   * take arena space only where they copy; invalidates earlier views.
+   */
+  arena(bytes: number, copyBytes?: number): Arena;
+  /** A float32 tensor's data in place, readable by these kernels without an arena, or null where that needs a copy. */
+  inPlace(t: tf.Tensor): Float32Array | null;
+  /** Index of the first NaN or +-Infinity in x, or -1. */
+  firstNonFinite(x: Float32Array): number;
+  /** lse[n] = logsumexp_v (scale z[n, v]), scale > 0 (default 1). */
+  logsumexpRows(z: Float32Array, rows: number, vocab: number, lse: Float64Array, scale?: number): void;
+  /** e[n, v] = exp(z[n, v] - max_n); max_N[n] = max_v z[n, v]; sum_N[n] = sum_v e[n, v] (lse = max + log sum). */
+  expRows(z: Float32Array, rows: number, vocab: number, e: Float32Array, max_N: Float32Array, sum_N: Float64Array): void;
   /** p[n, :] = softmax(z[n, :]); lse[n] = logsumexp_v z[n, v]. */
   softmaxRows(z: Float32Array, rows: number, vocab: number, p: Float32Array, lse: Float64Array): void;
   /** out[n, v] = z[n, v] - shift[n] (log-softmax when shift = lse). */
   shiftRows(z: Float32Array, shift: Float64Array, rows: number, vocab: number, out: Float32Array): void;
-  /** g[n, v] = c[n] * p[n, v]. */
+  /** g[n, v] = c[n] * p[n, v] (g may be p). */
   scaleRows(p: Float32Array, c: Float32Array, rows: number, vocab: number, g: Float32Array): void;
   /**
-   * Full-vocabulary JSD(beta), 0 < beta < 1, from log-softmax rows: loss[n] and g[n, :] = d loss[n] / d z[n, :]
-   * (through the student's log-softmax). See rows.c for the formula.
+   * Top-k of each row, 1 <= k <= vocab: ids / values [rows * k], descending, ties to the lower id. With `lse` also
+   * lse[n] = logsumexp_v (scale z[n, v]), scale > 0 (default 1), cheaper than a separate logsumexpRows (the top-1
+   * value is the row maximum).
    */
-  jsdRows(logS: Float32Array, logT: Float32Array, beta: number, rows: number, vocab: number, loss: Float32Array, g: Float32Array): void;
+  topKRows(z: Float32Array, rows: number, vocab: number, k: number, ids: Int32Array, values: Float32Array, lse?: Float64Array, scale?: number): void;
+  /**
+   * Full-vocabulary JSD(beta), beta in [0, 1], between pS = softmax(z / tau) and pT = softmax(t / tau) (invTau = 1 / tau)
+   * from the LOGITS: loss[n] (unweighted), entropy[n] = -sum pS log pS, g[n, :] = w[n] d loss[n] / d z[n, :]; rows
+   * with w[n] = 0 get 0 everywhere. See rows.c for the formulas.
+   */
+  jsdRows(
+    z: Float32Array, t: Float32Array, w: Float32Array, rows: number, vocab: number, invTau: number, beta: number,
+    loss: Float32Array, entropy: Float32Array, g: Float32Array,
+  ): void;
 }
 
 const ALIGN = 16;
+const PAGE = 65536;
+/** The SIMD module's shadow stack on the tfjs heap (its kernels use a few dozen bytes of it). */
+const STACK_BYTES = 64 * 1024;
+
+const alignUp = (x: number) => Math.ceil(x / ALIGN) * ALIGN;
 
 // ---------------------------------------------------------------------------------------------------------------
-// plain JS
+// memory: the tfjs wasm heap, or a buffer of our own
 
-class JsArena implements Arena {
-  private buffer = new ArrayBuffer(0);
+/** The parts of the tfjs wasm backend used here (tfjs-backend-wasm 4.x). */
+interface WasmBackendLike {
+  wasm: {
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+    HEAPU8: Uint8Array;
+    asm?: { memory?: unknown };
+    wasmMemory?: unknown;
+  };
+  dataIdMap: { has(dataId: object): boolean };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+}
+
+/** The tfjs wasm backend in use and its memory, or null (another backend, or one whose heap is not reachable). */
+interface TfjsHeap {
+  backend: WasmBackendLike;
+  memory: WebAssembly.Memory;
+}
+
+function tfjsHeap(): TfjsHeap | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const backend = tf.backend() as unknown as Partial<WasmBackendLike>;
+  const wasm = backend.wasm;
+  if (!wasm || typeof wasm._malloc !== 'function' || typeof backend.makeOutput !== 'function' || typeof backend.typedArrayFromHeap !== 'function') return null;
+  const memory = wasm.asm?.memory ?? wasm.wasmMemory;
+  if (!(memory instanceof WebAssembly.Memory) || memory.buffer !== wasm.HEAPU8.buffer) return null;
+  return { backend: backend as WasmBackendLike, memory };
+}
+
+function checkFloat32(t: tf.Tensor, what: string): void {
+  if (t.dtype !== 'float32') throw new Error(`kernel arena: ${what} needs a float32 tensor, got ${t.dtype}`);
+}
+
+/** A float32 tensor's memory on the tfjs wasm heap (zero-copy). */
+function heapView(heap: TfjsHeap, t: tf.Tensor): Float32Array {
+  checkFloat32(t, 'a heap view');
+  if (!heap.backend.dataIdMap.has(t.dataId)) throw new Error('kernel arena: the tensor does not live on the current tfjs wasm backend');
+  return heap.backend.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+}
+
+/** Zero-copy view of a tensor's data on the tfjs wasm backend; a plain dataSync elsewhere (read-only either way). */
+function readFloat32(t: tf.Tensor): Float32Array {
+  const heap = tfjsHeap();
+  if (heap && t.dtype === 'float32' && heap.backend.dataIdMap.has(t.dataId)) return heapView(heap, t);
+  return t.dataSync() as Float32Array;
+}
+
+/** Scratch in one block malloc'ed from the tfjs wasm heap; load() and output() are zero-copy. */
+class HeapArena implements Arena {
+  private block = 0;
+  private blockBytes = 0;
   private offset = 0;
-  reset(bytes: number): void {
-    if (this.buffer.byteLength < bytes) this.buffer = new ArrayBuffer(Math.ceil(bytes * 1.25));
-    this.offset = 0;
+  private viewsOut = false;
+  constructor(private readonly heap: TfjsHeap) {}
+
+  reset(bytes: number): this {
+    const need = bytes + ALIGN;
+    if (this.blockBytes < need) {
+      if (this.block) this.heap.backend.wasm._free(this.block);
+      this.block = 0;
+      this.blockBytes = 0;
+      const size = Math.ceil(need * 1.25);
+      const ptr = this.heap.backend.wasm._malloc(size) >>> 0;
+      if (!ptr) throw new Error(`kernel arena: could not allocate ${size} bytes on the tfjs wasm heap`);
+      this.block = ptr;
+      this.blockBytes = size;
+    }
+    this.offset = alignUp(this.block);
+    this.viewsOut = false;
+    return this;
   }
   private take(bytes: number): number {
     const at = this.offset;
-    this.offset = Math.ceil((at + bytes) / ALIGN) * ALIGN;
-    if (this.offset > this.buffer.byteLength) throw new Error(`kernel arena: ${this.offset} bytes needed, ${this.buffer.byteLength} reserved`);
+    this.offset = alignUp(at + bytes);
+    if (this.offset > this.block + this.blockBytes) throw new Error(`kernel arena: ${this.offset - this.block} bytes needed, ${this.blockBytes} reserved`);
+    this.viewsOut = true;
+    return at;
+  }
+  f32(n: number): Float32Array {
+    return new Float32Array(this.heap.memory.buffer, this.take(4 * n), n);
+  }
+  f64(n: number): Float64Array {
+    return new Float64Array(this.heap.memory.buffer, this.take(8 * n), n);
+  }
+  i32(n: number): Int32Array {
+    return new Int32Array(this.heap.memory.buffer, this.take(4 * n), n);
+  }
+  load(t: tf.Tensor): Float32Array {
+    this.viewsOut = true;
+    return heapView(this.heap, t);
+  }
+  output(shape: number[]): OutputBuffer {
+    // allocating on the heap may grow it, which detaches every view taken before
+    if (this.viewsOut) throw new Error('kernel arena: output() must come before any other view (allocating may move the heap)');
+    const heap = this.heap;
+    const tensor = tf.engine().makeTensorFromTensorInfo(heap.backend.makeOutput(shape, 'float32'));
+    return {
+      get values() {
+        return heapView(heap, tensor);
+      },
+      toTensor: () => tensor,
+    };
+  }
+}
+
+/** Scratch and copies in a buffer of our own: the SIMD module's memory (above its stack), or an ArrayBuffer. */
+class BufferArena implements Arena {
+  private buffer: ArrayBuffer;
+  private offset = 0;
+  private start = 0;
+  /** `memory` null: a plain ArrayBuffer (JS kernels); else the module's memory from `base` (its __heap_base) up. */
+  constructor(private readonly memory: WebAssembly.Memory | null, private readonly base = 0) {
+    this.buffer = memory ? memory.buffer : new ArrayBuffer(0);
+  }
+  reset(bytes: number): this {
+    const need = this.base + bytes + 64 * ALIGN;
+    if (this.memory) {
+      const have = this.memory.buffer.byteLength;
+      if (have < need) this.memory.grow(Math.ceil((need - have) / PAGE));
+      this.buffer = this.memory.buffer;
+    } else if (this.buffer.byteLength < need) {
+      this.buffer = new ArrayBuffer(Math.ceil(need * 1.25));
+    }
+    this.start = alignUp(this.base);
+    this.offset = this.start;
+    return this;
+  }
+  private take(bytes: number): number {
+    const at = this.offset;
+    this.offset = alignUp(at + bytes);
+    if (this.offset > this.buffer.byteLength) throw new Error(`kernel arena: ${this.offset - this.start} bytes needed, ${this.buffer.byteLength - this.start} reserved`);
     return at;
   }
   f32(n: number): Float32Array {
@@ -64,85 +230,230 @@ class JsArena implements Arena {
   f64(n: number): Float64Array {
     return new Float64Array(this.buffer, this.take(8 * n), n);
   }
+  i32(n: number): Int32Array {
+    return new Int32Array(this.buffer, this.take(4 * n), n);
+  }
   load(t: tf.Tensor): Float32Array {
+    checkFloat32(t, 'load()');
     const v = this.f32(t.size);
-    v.set(t.dataSync() as Float32Array);
+    v.set(readFloat32(t));
     return v;
+  }
+  output(shape: number[]): OutputBuffer {
+    const values = this.f32(shape.reduce((a, b) => a * b, 1));
+    return { values, toTensor: () => tensorFromView(values, shape) };
   }
 }
 
-function jsRowMax(z: Float32Array, base: number, vocab: number): number {
+// ---------------------------------------------------------------------------------------------------------------
+// plain JS (float64 arithmetic on float32 arrays)
+
+function jsRowMax(z: ArrayLike<number>, base: number, vocab: number): number {
   let m = -Infinity;
   for (let v = 0; v < vocab; v++) if (z[base + v] > m) m = z[base + v];
   return m;
 }
 
+/**
+ * Top-k of each row of a row-major [rows, vocab] array into ids_NK / values_NK (descending, ties to the lower id),
+ * 1 <= k <= vocab, O(V log k) per row: a min-heap of the best k seen so far, whose root ranks lowest ("below" =
+ * smaller value, or equal value with a larger id). The JS kernel, and lib/probs/topk.ts topKRows.
+ */
+export function topKRowsInto(values: ArrayLike<number>, rows: number, vocab: number, k: number, ids_NK: Int32Array, values_NK: Float32Array): void {
+  const heapIds = new Int32Array(k);
+  const heapVals = new Float64Array(k);
+  const below = (a: number, b: number) => heapVals[a] < heapVals[b] || (heapVals[a] === heapVals[b] && heapIds[a] > heapIds[b]);
+  const swap = (a: number, b: number) => {
+    const ti = heapIds[a]; heapIds[a] = heapIds[b]; heapIds[b] = ti;
+    const tv = heapVals[a]; heapVals[a] = heapVals[b]; heapVals[b] = tv;
+  };
+  const siftDown = (i: number, size: number) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < size && below(l, m)) m = l;
+      if (r < size && below(r, m)) m = r;
+      if (m === i) return;
+      swap(i, m);
+      i = m;
+    }
+  };
+  for (let n = 0; n < rows; n++) {
+    const base = n * vocab;
+    let size = 0;
+    for (let v = 0; v < vocab; v++) {
+      const x = values[base + v];
+      if (size < k) {
+        heapIds[size] = v; heapVals[size] = x;
+        let i = size++;
+        while (i > 0) {
+          const p = (i - 1) >> 1;
+          if (!below(i, p)) break;
+          swap(i, p);
+          i = p;
+        }
+      } else if (x > heapVals[0]) { // equal values keep the earlier (lower) id
+        heapIds[0] = v; heapVals[0] = x;
+        siftDown(0, size);
+      }
+    }
+    // pop lowest-ranked first into the tail, giving a descending order
+    for (let j = k - 1; j >= 0; j--) {
+      ids_NK[n * k + j] = heapIds[0];
+      values_NK[n * k + j] = heapVals[0];
+      size--;
+      if (size > 0) {
+        heapIds[0] = heapIds[size]; heapVals[0] = heapVals[size];
+        siftDown(0, size);
+      }
+    }
+  }
+}
+
+/** The same JSD row maths as rows.c's jsd_rows, in float64 (dF/dx kept in g between the two passes). */
+function jsJsdRows(
+  z: Float32Array, t: Float32Array, w: Float32Array, rows: number, vocab: number, invTau: number, beta: number,
+  loss: Float32Array, entropy: Float32Array, g: Float32Array,
+): void {
+  const b1 = 1 - beta;
+  for (let n = 0; n < rows; n++) {
+    const base = n * vocab;
+    if (w[n] === 0) {
+      g.fill(0, base, base + vocab);
+      loss[n] = 0;
+      entropy[n] = 0;
+      continue;
+    }
+    const mz = jsRowMax(z, base, vocab);
+    const mt = jsRowMax(t, base, vocab);
+    let sz = 0;
+    let st = 0;
+    for (let v = 0; v < vocab; v++) {
+      sz += Math.exp((z[base + v] - mz) * invTau);
+      st += Math.exp((t[base + v] - mt) * invTau);
+    }
+    const lz = Math.log(sz);
+    const lt = Math.log(st);
+    let total = 0;
+    let gsum = 0;
+    let qx = 0;
+    for (let v = 0; v < vocab; v++) {
+      const x = (z[base + v] - mz) * invTau - lz;
+      const y = (t[base + v] - mt) * invTau - lt;
+      const q = Math.exp(x);
+      const p = Math.exp(y);
+      let dx: number;
+      if (beta === 0) {
+        dx = -p;
+        total += p > 0 ? p * (y - x) : 0;
+      } else if (beta === 1) {
+        const term = q * (x - y);
+        dx = term + q;
+        total += term;
+      } else {
+        const m = beta * p + b1 * q;
+        if (m > 0) {
+          const lm = Math.log(m);
+          dx = b1 * q * (x - lm);
+          total += (p > 0 ? beta * p * (y - lm) : 0) + dx;
+        } else {
+          dx = 0;
+        }
+      }
+      g[base + v] = dx;
+      gsum += dx;
+      qx += q * x;
+    }
+    loss[n] = total;
+    entropy[n] = -qx;
+    const scale = w[n] * invTau;
+    for (let v = 0; v < vocab; v++) g[base + v] = (g[base + v] - Math.exp((z[base + v] - mz) * invTau - lz) * gsum) * scale;
+  }
+}
+
+/** The plain-JS implementations (they accept any arrays, not only arena views). */
+const jsFunctions: Omit<RowKernels, 'name' | 'zeroCopy' | 'arena' | 'inPlace'> = {
+  firstNonFinite(x) {
+    for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+    return -1;
+  },
+  logsumexpRows(z, rows, vocab, lse, scale = 1) {
+    for (let n = 0; n < rows; n++) {
+      const base = n * vocab;
+      const m = jsRowMax(z, base, vocab);
+      let s = 0;
+      for (let v = 0; v < vocab; v++) s += Math.exp((z[base + v] - m) * scale);
+      lse[n] = m * scale + Math.log(s);
+    }
+  },
+  expRows(z, rows, vocab, e, max_N, sum_N) {
+    for (let n = 0; n < rows; n++) {
+      const base = n * vocab;
+      const m = jsRowMax(z, base, vocab);
+      let s = 0;
+      for (let v = 0; v < vocab; v++) {
+        const x = Math.exp(z[base + v] - m);
+        e[base + v] = x;
+        s += x;
+      }
+      max_N[n] = m;
+      sum_N[n] = s;
+    }
+  },
+  softmaxRows(z, rows, vocab, p, lse) {
+    for (let n = 0; n < rows; n++) {
+      const base = n * vocab;
+      const m = jsRowMax(z, base, vocab);
+      let s = 0;
+      for (let v = 0; v < vocab; v++) {
+        const e = Math.exp(z[base + v] - m);
+        p[base + v] = e;
+        s += e;
+      }
+      const inv = 1 / s;
+      for (let v = 0; v < vocab; v++) p[base + v] *= inv;
+      lse[n] = m + Math.log(s);
+    }
+  },
+  shiftRows(z, shift, rows, vocab, out) {
+    for (let n = 0; n < rows; n++) {
+      const base = n * vocab;
+      const s = shift[n];
+      for (let v = 0; v < vocab; v++) out[base + v] = z[base + v] - s;
+    }
+  },
+  scaleRows(p, c, rows, vocab, g) {
+    for (let n = 0; n < rows; n++) {
+      const base = n * vocab;
+      const k = c[n];
+      for (let v = 0; v < vocab; v++) g[base + v] = k * p[base + v];
+    }
+  },
+  topKRows(z, rows, vocab, k, ids, values, lse, scale = 1) {
+    topKRowsInto(z, rows, vocab, k, ids, values);
+    if (lse) jsFunctions.logsumexpRows(z, rows, vocab, lse, scale);
+  },
+  jsdRows: jsJsdRows,
+};
+
+/** The plain-JS kernels: zero-copy views on the tfjs wasm heap, an ArrayBuffer arena elsewhere. */
 export const jsKernels: RowKernels = (() => {
-  const arena = new JsArena();
+  const own = new BufferArena(null);
+  const onHeap = new WeakMap<object, HeapArena>();
   return {
     name: 'js',
-    arena(bytes: number) {
-      arena.reset(bytes);
-      return arena;
+    get zeroCopy() {
+      return tfjsHeap() !== null;
     },
-    logsumexpRows(z, rows, vocab, lse) {
-      for (let n = 0; n < rows; n++) {
-        const base = n * vocab;
-        const m = jsRowMax(z, base, vocab);
-        let s = 0;
-        for (let v = 0; v < vocab; v++) s += Math.exp(z[base + v] - m);
-        lse[n] = m + Math.log(s);
-      }
+    arena(bytes: number, copyBytes = 0) {
+      const heap = tfjsHeap();
+      if (!heap) return own.reset(bytes + copyBytes);
+      let arena = onHeap.get(heap.backend);
+      if (!arena) onHeap.set(heap.backend, (arena = new HeapArena(heap)));
+      return arena.reset(bytes);
     },
-    softmaxRows(z, rows, vocab, p, lse) {
-      for (let n = 0; n < rows; n++) {
-        const base = n * vocab;
-        const m = jsRowMax(z, base, vocab);
-        let s = 0;
-        for (let v = 0; v < vocab; v++) {
-          const e = Math.exp(z[base + v] - m);
-          p[base + v] = e;
-          s += e;
-        }
-        const inv = 1 / s;
-        for (let v = 0; v < vocab; v++) p[base + v] *= inv;
-        lse[n] = m + Math.log(s);
-      }
-    },
-    shiftRows(z, shift, rows, vocab, out) {
-      for (let n = 0; n < rows; n++) {
-        const base = n * vocab;
-        const s = shift[n];
-        for (let v = 0; v < vocab; v++) out[base + v] = z[base + v] - s;
-      }
-    },
-    scaleRows(p, c, rows, vocab, g) {
-      for (let n = 0; n < rows; n++) {
-        const base = n * vocab;
-        const k = c[n];
-        for (let v = 0; v < vocab; v++) g[base + v] = k * p[base + v];
-      }
-    },
-    jsdRows(logS, logT, beta, rows, vocab, loss, g) {
-      for (let n = 0; n < rows; n++) {
-        const base = n * vocab;
-        let total = 0;
-        let gsum = 0;
-        for (let v = 0; v < vocab; v++) {
-          const x = logS[base + v];
-          const y = logT[base + v];
-          const ps = Math.exp(x);
-          const pt = Math.exp(y);
-          const lm = Math.log(beta * pt + (1 - beta) * ps);
-          const dx = (1 - beta) * ps * (x - lm);
-          total += beta * pt * (y - lm) + dx;
-          g[base + v] = dx;
-          gsum += dx;
-        }
-        loss[n] = total;
-        for (let v = 0; v < vocab; v++) g[base + v] -= Math.exp(logS[base + v]) * gsum;
-      }
-    },
+    inPlace: (t) => (t.dtype === 'float32' ? readFloat32(t) : null),
+    ...jsFunctions,
   };
 })();
 
@@ -150,73 +461,88 @@ export const jsKernels: RowKernels = (() => {
 // WebAssembly SIMD
 
 interface RowsExports {
-  logsumexp_rows(z: number, lse: number, rows: number, vocab: number): void;
+  __stack_pointer: WebAssembly.Global;
+  __heap_base: WebAssembly.Global;
+  first_nonfinite(x: number, n: number): number;
+  logsumexp_rows(z: number, lse: number, scale: number, rows: number, vocab: number): void;
+  exp_rows(z: number, e: number, max: number, sum: number, rows: number, vocab: number): void;
   softmax_rows(z: number, p: number, lse: number, rows: number, vocab: number): void;
   shift_rows(z: number, shift: number, out: number, rows: number, vocab: number): void;
   scale_rows(p: number, c: number, g: number, rows: number, vocab: number): void;
-  jsd_rows(logS: number, logT: number, beta: number, loss: number, g: number, rows: number, vocab: number): void;
+  topk_rows(z: number, ids: number, values: number, lse: number, scale: number, rows: number, vocab: number, k: number): void;
+  jsd_rows(z: number, t: number, w: number, invTau: number, beta: number, loss: number, entropy: number, g: number, rows: number, vocab: number): void;
 }
 
-const PAGE = 65536;
-
-class WasmArena implements Arena {
-  private offset = 0;
-  /** `base`: the module's __heap_base; below it lie its stack and static data. */
-  constructor(private readonly memory: WebAssembly.Memory, private readonly base: number) {}
-  reset(bytes: number): void {
-    const need = this.base + bytes + 64 * ALIGN;
-    const have = this.memory.buffer.byteLength;
-    if (have < need) this.memory.grow(Math.ceil((need - have) / PAGE));
-    this.offset = Math.ceil(this.base / ALIGN) * ALIGN;
+/** Section ids of a wasm binary, in order. */
+function wasmSectionIds(bytes: Uint8Array): number[] {
+  const ids: number[] = [];
+  let i = 8; // magic + version
+  while (i < bytes.length) {
+    const id = bytes[i++];
+    let size = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      b = bytes[i++];
+      size += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    ids.push(id);
+    i += size;
   }
-  private take(bytes: number): number {
-    const at = this.offset;
-    this.offset = Math.ceil((at + bytes) / ALIGN) * ALIGN;
-    if (this.offset > this.memory.buffer.byteLength) {
-      throw new Error(`kernel arena: ${this.offset} bytes needed, ${this.memory.buffer.byteLength} reserved`);
-    }
-    return at;
-  }
-  f32(n: number): Float32Array {
-    return new Float32Array(this.memory.buffer, this.take(4 * n), n);
-  }
-  f64(n: number): Float64Array {
-    return new Float64Array(this.memory.buffer, this.take(8 * n), n);
-  }
-  load(t: tf.Tensor): Float32Array {
-    const v = this.f32(t.size);
-    v.set(readFloat32(t));
-    return v;
-  }
+  return ids;
 }
 
-/** Zero-copy view of a tensor's data on the tfjs wasm backend; a plain dataSync elsewhere. */
-function readFloat32(t: tf.Tensor): Float32Array {
-  const backend = tf.backend() as unknown as { typedArrayFromHeap?: (info: tf.TensorInfo) => Float32Array };
-  if (tf.getBackend() === 'wasm' && typeof backend.typedArrayFromHeap === 'function' && t.dtype === 'float32') {
-    return backend.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+const DATA_SECTION = 11;
+let rowsModule: WebAssembly.Module | null = null;
+
+/** The compiled rows.wasm (checked to have no data segment, so it can run on the tfjs heap). */
+function compiledRows(): WebAssembly.Module {
+  if (rowsModule) return rowsModule;
+  const bytes = Buffer.from(ROWS_WASM_BASE64, 'base64');
+  if (wasmSectionIds(bytes).includes(DATA_SECTION)) {
+    throw new Error('rows.wasm has a data segment (static data in rows.c), which would overwrite the tfjs heap; remove it');
   }
-  return t.dataSync() as Float32Array;
+  return (rowsModule = new WebAssembly.Module(bytes));
 }
 
-function createWasmKernels(): RowKernels {
-  const module = new WebAssembly.Module(Buffer.from(ROWS_WASM_BASE64, 'base64'));
-  const memory = new WebAssembly.Memory({ initial: 4 });
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
+/** The SIMD kernels on `memory`: the tfjs wasm heap (heap given) or a memory of their own. */
+function createWasmKernels(heap: TfjsHeap | null): RowKernels {
+  const memory = heap ? heap.memory : new WebAssembly.Memory({ initial: 4 });
+  const instance = new WebAssembly.Instance(compiledRows(), { env: { memory } });
   const x = instance.exports as unknown as RowsExports;
-  const arena = new WasmArena(memory, (instance.exports.__heap_base as WebAssembly.Global).value as number);
-  const ptr = (view: Float32Array | Float64Array, arg: string) => {
+  let arena: HeapArena | BufferArena;
+  if (heap) {
+    // the module's shadow stack (below __heap_base in its own layout) would overlap tfjs's data: move it into a
+    // block of the tfjs heap (the stack grows down from the block's end)
+    const stack = heap.backend.wasm._malloc(STACK_BYTES) >>> 0;
+    if (!stack) throw new Error('wasm row kernels: could not allocate their stack on the tfjs heap');
+    x.__stack_pointer.value = Math.floor((stack + STACK_BYTES) / ALIGN) * ALIGN;
+    arena = new HeapArena(heap);
+  } else {
+    arena = new BufferArena(memory, x.__heap_base.value as number);
+  }
+  const ptr = (view: Float32Array | Float64Array | Int32Array, arg: string) => {
     if (view.buffer !== memory.buffer) throw new Error(`wasm row kernel: ${arg} must be a view from the current kernel arena`);
     return view.byteOffset;
   };
   return {
     name: 'wasm-simd',
-    arena(bytesNeeded: number) {
-      arena.reset(bytesNeeded);
-      return arena;
+    zeroCopy: heap !== null,
+    arena(bytes: number, copyBytes = 0) {
+      return arena instanceof HeapArena ? arena.reset(bytes) : arena.reset(bytes + copyBytes);
     },
-    logsumexpRows(z, rows, vocab, lse) {
-      x.logsumexp_rows(ptr(z, 'z'), ptr(lse, 'lse'), rows, vocab);
+    inPlace(t) {
+      return heap && t.dtype === 'float32' && heap.backend.dataIdMap.has(t.dataId) ? heapView(heap, t) : null;
+    },
+    firstNonFinite(v) {
+      return x.first_nonfinite(ptr(v, 'x'), v.length);
+    },
+    logsumexpRows(z, rows, vocab, lse, scale = 1) {
+      x.logsumexp_rows(ptr(z, 'z'), ptr(lse, 'lse'), scale, rows, vocab);
+    },
+    expRows(z, rows, vocab, e, max_N, sum_N) {
+      x.exp_rows(ptr(z, 'z'), ptr(e, 'e'), ptr(max_N, 'max_N'), ptr(sum_N, 'sum_N'), rows, vocab);
     },
     softmaxRows(z, rows, vocab, p, lse) {
       x.softmax_rows(ptr(z, 'z'), ptr(p, 'p'), ptr(lse, 'lse'), rows, vocab);
@@ -227,32 +553,72 @@ function createWasmKernels(): RowKernels {
     scaleRows(p, c, rows, vocab, g) {
       x.scale_rows(ptr(p, 'p'), ptr(c, 'c'), ptr(g, 'g'), rows, vocab);
     },
-    jsdRows(logS, logT, beta, rows, vocab, loss, g) {
-      x.jsd_rows(ptr(logS, 'logS'), ptr(logT, 'logT'), beta, ptr(loss, 'loss'), ptr(g, 'g'), rows, vocab);
+    topKRows(z, rows, vocab, k, ids, values, lse, scale = 1) {
+      if (!Number.isInteger(k) || k < 1 || k > vocab) throw new Error(`wasm row kernel topKRows: k must be an integer in [1, ${vocab}], got ${k}`);
+      x.topk_rows(ptr(z, 'z'), ptr(ids, 'ids'), ptr(values, 'values'), lse ? ptr(lse, 'lse') : 0, scale, rows, vocab, k);
+    },
+    jsdRows(z, t, w, rows, vocab, invTau, beta, loss, entropy, g) {
+      x.jsd_rows(ptr(z, 'z'), ptr(t, 't'), ptr(w, 'w'), invTau, beta, ptr(loss, 'loss'), ptr(entropy, 'entropy'), ptr(g, 'g'), rows, vocab);
     },
   };
 }
 
-let selected: RowKernels | null = null;
+let forced: RowKernels | null = null;
+let simdFailed: string | null = null;
+let ownMemoryKernels: RowKernels | null = null;
+const heapKernels = new WeakMap<object, RowKernels>();
 
-/** The row kernels in use: wasm SIMD unless OPDLAB_KERNELS=js or WebAssembly SIMD is unavailable. */
-export function rowKernels(): RowKernels {
-  if (selected) return selected;
+function wantedKernels(): 'js' | 'wasm' | undefined {
   const want = process.env.OPDLAB_KERNELS?.trim();
   if (want && want !== 'js' && want !== 'wasm') throw new Error(`OPDLAB_KERNELS must be 'wasm' or 'js', got '${want}'`);
-  if (want === 'js') return (selected = jsKernels);
-  try {
-    selected = createWasmKernels();
-  } catch (e) {
-    if (want === 'wasm') throw new Error(`OPDLAB_KERNELS=wasm, but the SIMD module failed to load: ${(e as Error).message}`);
-    selected = jsKernels;
-  }
-  return selected;
+  return want as 'js' | 'wasm' | undefined;
 }
 
-/** Use these kernels from now on (tests compare the two implementations). */
-export function setRowKernels(k: RowKernels): void {
-  selected = k;
+/**
+ * The row kernels in use: wasm SIMD (on the tfjs wasm heap when that is the backend) unless OPDLAB_KERNELS=js or
+ * WebAssembly SIMD is unavailable.
+ */
+export function rowKernels(): RowKernels {
+  if (forced) return forced;
+  const want = wantedKernels();
+  if (want === 'js' || simdFailed) return jsKernels;
+  try {
+    const heap = tfjsHeap();
+    if (heap) {
+      let k = heapKernels.get(heap.backend);
+      if (!k) {
+        try {
+          k = createWasmKernels(heap);
+        } catch {
+          // e.g. a tfjs build whose heap is a SharedArrayBuffer: run on a memory of our own, with copies
+          k = ownMemoryKernels ??= createWasmKernels(null);
+        }
+        heapKernels.set(heap.backend, k);
+      }
+      return k;
+    }
+    return (ownMemoryKernels ??= createWasmKernels(null));
+  } catch (e) {
+    if (want === 'wasm') throw new Error(`OPDLAB_KERNELS=wasm, but the SIMD module failed to load: ${(e as Error).message}`);
+    simdFailed = (e as Error).message;
+    return jsKernels;
+  }
+}
+
+/** Use these kernels from now on (null: back to the automatic choice); tests compare the implementations. */
+export function setRowKernels(k: RowKernels | null): void {
+  forced = k;
+}
+
+/**
+ * Index of the first NaN or +-Infinity in a float32 tensor, or -1: a SIMD scan in place on the tfjs wasm heap,
+ * else a JS scan of its data. Touches no arena.
+ */
+export function firstNonFiniteOf(t: tf.Tensor): number {
+  const k = rowKernels();
+  const view = k.inPlace(t);
+  if (view) return k.firstNonFinite(view);
+  return jsFunctions.firstNonFinite(readFloat32(t));
 }
 
 /**
@@ -260,13 +626,14 @@ export function setRowKernels(k: RowKernels): void {
  * tfjs heap and filled with one memcpy; elsewhere it goes through tf.tensor.
  */
 export function tensorFromView(values: Float32Array, shape: number[]): tf.Tensor {
-  const backend = tf.backend() as unknown as {
-    makeOutput?: (shape: number[], dtype: 'float32') => tf.TensorInfo;
-    typedArrayFromHeap?: (info: tf.TensorInfo) => Float32Array;
-  };
-  if (tf.getBackend() === 'wasm' && backend.makeOutput && backend.typedArrayFromHeap) {
-    const info = backend.makeOutput(shape, 'float32');
-    backend.typedArrayFromHeap(info).set(values);
+  const heap = tfjsHeap();
+  if (heap) {
+    const onHeap = values.buffer === heap.memory.buffer;
+    const { byteOffset, length } = values;
+    const info = heap.backend.makeOutput(shape, 'float32');
+    // the allocation may have grown the heap, detaching a view of it: take the source view again
+    const source = onHeap ? new Float32Array(heap.memory.buffer, byteOffset, length) : values;
+    heap.backend.typedArrayFromHeap(info).set(source);
     return tf.engine().makeTensorFromTensorInfo(info);
   }
   return tf.tensor(values.slice(), shape, 'float32');

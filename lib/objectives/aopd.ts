@@ -36,8 +36,9 @@
  * M_t is decided from log pS(y_t) as each path computes it (SIMD softmax statistics in the fused kernel, tfjs
  * in the composed one), so a token within ~1e-7 of the threshold may fall on different sides in the two paths.
  *
- * fused (default): the row softmax in lib/kernels (WebAssembly SIMD), then per row O(K) JS for the branch and
- * its analytic gradient (derivation above `imitationRow`) written as a scaled softmax row plus sparse fix-ups;
+ * fused (default): the row exponentials in lib/kernels (WebAssembly SIMD, written into the gradient's memory),
+ * then per row O(K) JS for the branch and its analytic gradient (derivation above `imitationRow`), written as
+ * the row's exponentials scaled in place (one more SIMD pass over all rows) plus sparse entries;
  * fused = false: tfjs ops (studentOnSupport / normaliseOnSupport / jsd) + autodiff on the student side, the
  * reference; the teacher's side (detached data) is the same array in both paths (teacherLogprobs,
  * teacherEntries). Float32 caveat of the reference: with a student logit ~1e4 off the support, 'both' loses
@@ -52,8 +53,7 @@ import { normaliseOnSupport, SUPPORT_NORMS, type SupportNorm, type TopK } from '
 import { assertInRange, assertIntInRange } from '../probs/validate';
 import { studentOnSupport } from './batch';
 import { fusedLoss } from './fused';
-import type { RowKernels } from '../kernels';
-import { advantageMetrics, pgRow, scaleRow, teacherLogprobs } from './kernels/pg';
+import { advantageMetrics, pgTerms, setDenseRow, setEntry, setPgRow, studentRows, teacherLogprobs, writeRows, type StudentRows } from './kernels/pg';
 import { pgPerTokenComposed } from './opd';
 import { registerObjective } from './registry';
 import { isTeacherFull, reductionWeights, type DistillBatch, type ObjectiveOutput, type Reduction, type Requirement } from './types';
@@ -166,20 +166,9 @@ interface ImitationScratch {
   inSupport: Uint8Array; // [V] marks of the row's support (tailBucket)
 }
 
-/** Row n's context in the fused kernel: logits, softmax rows p, logsumexp, gradient rows, kernels. */
-interface RowContext {
-  kernels: RowKernels;
-  z: Float32Array;
-  p: Float32Array;
-  lse_N: Float64Array;
-  grad_NV: Float32Array;
-  c_N: Float32Array;
-  vocab: number;
-}
-
 /**
- * The imitation loss of one row, c * JSD_beta over the support entries, with its gradient written to
- * g[base .. base + V) (scaled by c = wImit * prefactor). Returns the unscaled JSD.
+ * The imitation loss of one row, c * JSD_beta over the support entries, with its gradient set as the row's dense
+ * coefficient and sparse entries (scaled by c = w wImit prefactor, w the reduction weight). Returns the unscaled JSD.
  *
  * Derivation. Entries j (support, plus the tail bucket), teacher a_j (data), student b_j(z); P = e^a, Q = e^b.
  *   beta = 0:  J = sum P (a - b),                   G_j = dJ/db_j = -P_j
@@ -197,8 +186,8 @@ interface RowContext {
  *          (tau <= 1e-30: b_tail = log 1e-30 is a constant and the G_tail terms drop)
  * The teacher's entries a_j come precomputed from `teacherEntries` (its tail floored likewise).
  */
-function imitationRow(row: RowContext, n: number, support: TopK, beta: number, norm: SupportNorm, c: number, s: ImitationScratch): number {
-  const { z, p, grad_NV: g, vocab } = row;
+function imitationRow(row: StudentRows, n: number, support: TopK, beta: number, norm: SupportNorm, c: number, s: ImitationScratch): number {
+  const { z, g, vocab } = row;
   const k = support.k;
   const base = n * vocab;
   const off = n * k;
@@ -219,12 +208,12 @@ function imitationRow(row: RowContext, n: number, support: TopK, beta: number, n
     for (let j = 0; j < k; j++) b[j] = z[base + ids[off + j]] - lse;
     if (norm === 'tailBucket') {
       if (k < vocab) {
-        // the student's off-support mass summed directly (1 - sum_S p would cancel)
+        // the student's off-support mass summed directly over the row's exponentials (1 - sum_S p would cancel)
         for (let j = 0; j < k; j++) inSupport[ids[off + j]] = 1;
         let sumOff = 0;
-        for (let v = 0; v < vocab; v++) if (inSupport[v] === 0) sumOff += p[base + v];
+        for (let v = 0; v < vocab; v++) if (inSupport[v] === 0) sumOff += g[base + v];
         for (let j = 0; j < k; j++) inSupport[ids[off + j]] = 0;
-        tau = sumOff;
+        tau = sumOff / row.sum_N[n];
       }
       floored = !(tau > TAIL_FLOOR);
       b[k] = Math.log(floored ? TAIL_FLOOR : tau);
@@ -259,12 +248,12 @@ function imitationRow(row: RowContext, n: number, support: TopK, beta: number, n
     }
   }
 
-  // gradient to the logits: a dense c_off * p row, then the support entries overwritten
+  // gradient to the logits: a dense c_off * p row, then the support entries overwritten (p_v in float64)
   let sumG = 0;
   for (let j = 0; j < k; j++) sumG += grad[j];
   if (norm === 'both') {
-    g.fill(0, base, base + vocab);
-    for (let j = 0; j < k; j++) g[base + ids[off + j]] = c * (grad[j] - Math.exp(b[j]) * sumG);
+    setDenseRow(row, n, 0);
+    for (let j = 0; j < k; j++) setEntry(row, n, ids[off + j], c * (grad[j] - Math.exp(b[j]) * sumG));
     return loss;
   }
   let cIn = -sumG; // coefficient of p_v on the support
@@ -274,10 +263,10 @@ function imitationRow(row: RowContext, n: number, support: TopK, beta: number, n
     cIn = -(sumG + gt);
     cOff = gt / tau - (sumG + gt);
   }
-  scaleRow(row.kernels, p, g, row.c_N, n, vocab, c * cOff);
+  setDenseRow(row, n, c * cOff);
   for (let j = 0; j < k; j++) {
-    const v = base + ids[off + j];
-    g[v] = c * (grad[j] + cIn * p[v]);
+    const v = ids[off + j];
+    setEntry(row, n, v, c * (grad[j] + cIn * Math.exp(z[base + v] - lse)));
   }
   return loss;
 }
@@ -312,17 +301,8 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
   let perToken_N: Float32Array;
 
   if (o.fused) {
-    const out = fusedLoss(batch.studentLogits_NV, weights_N, (z, nRows, nVocab, { kernels, arena }) => {
-      const row: RowContext = {
-        kernels,
-        z,
-        p: arena.f32(nRows * nVocab),
-        lse_N: arena.f64(nRows),
-        grad_NV: arena.f32(nRows * nVocab),
-        c_N: arena.f32(nRows),
-        vocab: nVocab,
-      };
-      kernels.softmaxRows(z, nRows, nVocab, row.p, row.lse_N); // NV -> NV (p), N (lse)
+    const out = fusedLoss(batch.studentLogits_NV, weights_N, (z, nRows, nVocab, { kernels, arena, grad_NV, w_N }) => {
+      const row = studentRows(kernels, arena, z, grad_NV, nRows, nVocab); // NV -> NV (e = exp(z - max) in the gradient)
       const perTok = new Float32Array(nRows);
       const scratch: ImitationScratch = {
         a: teacherEntries_NE,
@@ -331,7 +311,7 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
         inSupport: new Uint8Array(nVocab),
       };
       for (let n = 0; n < nRows; n++) {
-        if (mask_N[n] === 0) continue; // fusedLoss zeroes rows of weight 0
+        if (mask_N[n] === 0) continue; // w = 0: a zero row (dense coefficient 0)
         const base = n * nVocab;
         const y = tokens_N[n];
         const lpSy = z[base + y] - row.lse_N[n];
@@ -339,16 +319,19 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
         lpS_N[n] = lpSy;
         advantage_N[n] = a;
         let massS = 0;
-        for (let j = 0; j < k; j++) massS += row.p[base + support.ids_NK[n * k + j]];
+        for (let j = 0; j < k; j++) massS += Math.exp(z[base + support.ids_NK[n * k + j]] - row.lse_N[n]);
         studentMass_N[n] = massS;
         if (rule(n, Math.exp(lpT_N[n]), Math.exp(lpSy), a)) {
           imitate_N[n] = 1;
-          perTok[n] = c * imitationRow(row, n, support, o.beta, o.supportNorm, c, scratch);
+          perTok[n] = c * imitationRow(row, n, support, o.beta, o.supportNorm, w_N[n] * c, scratch);
         } else {
-          perTok[n] = pgRow(kernels, row.p, row.grad_NV, row.c_N, n, nVocab, y, a, lpSy, 0, false, o.weightPG);
+          const pg = pgTerms(a, lpSy, 0, false, o.weightPG);
+          perTok[n] = pg.loss;
+          setPgRow(row, n, y, w_N[n] * pg.c, lpSy);
         }
       }
-      return { perToken_N: perTok, grad_NV: row.grad_NV };
+      writeRows(row); // NV -> NV: the gradient, in place
+      return perTok;
     });
     loss = out.loss;
     perToken_N = out.perToken_N;

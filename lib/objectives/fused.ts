@@ -1,81 +1,116 @@
 /**
  * Fused kernels: one pass over each row of student logits computes the per-token loss l_n and its analytic
- * gradient g_nv = d l_n / d z_nv, in plain JS on Float32Arrays, and `fusedLoss` wires the pair into autodiff
- * with tf.customGrad:
+ * gradient g_nv = d l_n / d z_nv (lib/kernels SIMD passes plus O(K)-per-row JS), and `fusedLoss` wires the pair
+ * into autodiff with tf.customGrad:
  *
  *   loss = sum_n w_n l_n,      d loss / d z_nv = w_n g_nv      (w_N from `reductionWeights`)
  *
- * The composed tfjs-op version of every fused objective stays as the reference, and tests hold the two equal.
- * Row helpers below are shared by every kernel (log-softmax, softmax into a buffer).
+ * The kernel writes w_n g_nv straight into the gradient tensor's memory (on the tfjs wasm heap: no copy, the
+ * weights folded into its per-row coefficients) and reads the logits where they lie. The composed tfjs-op
+ * version of every fused objective stays as the reference, and tests hold the two equal.
+ * Row helpers below are shared by JS kernels (log-softmax, softmax into a buffer).
  */
 import * as tf from '@tensorflow/tfjs';
-import { rowKernels, tensorFromView, type Arena, type RowKernels } from '../kernels';
-
-/** What a row kernel produces: per-token loss [N] and gradient [N * V] (row-major), both unweighted. */
-export interface FusedRows {
-  perToken_N: Float32Array;
-  grad_NV: Float32Array;
-}
+import { rowKernels, type Arena, type RowKernels } from '../kernels';
 
 /**
- * The row kernel's context: the O(N x V) primitives (WebAssembly SIMD or JS, lib/kernels) and an arena already
- * holding the student logits. Kernels allocate their [N, V] buffers from `arena` (reused across calls, no page
- * faults) and may return arena views; fusedLoss copies what must outlive the call.
+ * The row kernel's context: the O(N x V) primitives (WebAssembly SIMD or JS, lib/kernels), the arena (scratch
+ * views; views of other tensors with arena.load), the gradient's memory and the weights.
  */
 export interface KernelContext {
   kernels: RowKernels;
   arena: Arena;
+  /**
+   * [N * V] the gradient tensor's memory (uninitialised): the kernel writes w_n d l_n / d z_nv to every row, zeros
+   * where w_n = 0.
+   */
+  grad_NV: Float32Array;
+  /** [N] the reduction weights w_n as an arena view (readable by the SIMD kernels). */
+  w_N: Float32Array;
 }
 
-export type RowKernel = (z_NV: Float32Array, rows: number, vocab: number, ctx: KernelContext) => FusedRows;
+/**
+ * A row kernel: reads z [N * V] (never writes it: it may be the input tensor's own memory), fills ctx.grad_NV and
+ * returns the per-token loss [N], unweighted, as a plain array (not an arena view).
+ */
+export type RowKernel = (z_NV: Float32Array, rows: number, vocab: number, ctx: KernelContext) => Float32Array;
+
+export interface FusedLossOptions {
+  /** Arena bytes the kernel takes with f32 / f64 / i32 beyond 32 [N] float64 arrays. Default 0. */
+  scratchBytes?: number;
+  /** Bytes of the further tensors the kernel reads with arena.load (room for copies off the tfjs wasm heap). Default 0. */
+  loadBytes?: number;
+}
+
+/** dy = 1 (the loss is the function differentiated): the gradient is the answer as it stands. */
+function isOne(dy: tf.Tensor): boolean {
+  return dy.size === 1 && dy.dataSync()[0] === 1;
+}
+
+/**
+ * Gradients kept for a backward pass that has not claimed them yet, with the tape that recorded them. A loss taken
+ * under a tape but never differentiated (a metric inside tf.variableGrads, say) leaves one here; it is released at
+ * the next fusedLoss call once its tape has ended (tfjs has no hook for that moment itself).
+ */
+const unclaimed = new Set<{ tape: unknown; gradient: tf.Tensor }>();
+
+function releaseUnclaimed(): void {
+  const tape = tf.engine().state.activeTape;
+  for (const u of unclaimed) {
+    if (u.tape === tape) continue;
+    u.gradient.dispose();
+    unclaimed.delete(u);
+  }
+}
 
 /**
  * Run `kernel` on the student logits and return the weighted scalar loss, differentiable through customGrad.
- * The kernel runs once, in the forward pass; the backward pass only scales the stored gradient by dy.
- * Masked tokens (w_n = 0) get zero loss and zero gradient whatever the kernel wrote.
- * The arena holds the logits plus `arenaLogitBuffers` more [N, V] float32 buffers and 32 float64 [N] arrays.
+ * The kernel runs once, in the forward pass, writing the gradient into a tensor's memory. Under a gradient tape
+ * that tensor is kept for the backward pass, which hands it out as the gradient (an alias, no copy) when dy = 1 and
+ * scales it by dy otherwise; tfjs's own `save` would copy it (an [N, V] clone per call). Without a tape the
+ * gradient tensor is dropped with the forward scope. Masked tokens (w_n = 0) get zero loss and zero gradient.
  */
 export function fusedLoss(
   studentLogits_NV: tf.Tensor2D,
   weights_N: Float32Array,
   kernel: RowKernel,
-  arenaLogitBuffers = 3,
+  options: FusedLossOptions = {},
 ): { loss: tf.Scalar; perToken_N: Float32Array } {
   const [rows, vocab] = studentLogits_NV.shape;
+  releaseUnclaimed();
+  const taping = tf.engine().isTapeOn(); // asked here: inside the op's forward function the tape is paused
   let perToken_N: Float32Array = new Float32Array(rows);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const z = args[0] as tf.Tensor;
-    const save = args[1] as tf.GradSaveFunc;
     const kernels = rowKernels();
-    const arena = kernels.arena(rows * vocab * 4 * (1 + arenaLogitBuffers) + rows * 8 * 32 + 4096);
+    const logitBytes = rows * vocab * 4;
+    const arena = kernels.arena(rows * 8 * 32 + 4096 + (options.scratchBytes ?? 0), 2 * logitBytes + (options.loadBytes ?? 0));
+    const grad = arena.output([rows, vocab]); // first: allocating on the tfjs heap may move it
     const zView = arena.load(z);
     const w_N = arena.f32(rows);
     w_N.set(weights_N);
-    const out = kernel(zView, rows, vocab, { kernels, arena });
-    perToken_N = Float32Array.from(out.perToken_N);
+    perToken_N = Float32Array.from(kernel(zView, rows, vocab, { kernels, arena, grad_NV: grad.values, w_N }));
     let total = 0;
-    const g = out.grad_NV;
     for (let n = 0; n < rows; n++) {
-      if (weights_N[n] === 0) {
-        perToken_N[n] = 0;
-        g.fill(0, n * vocab, (n + 1) * vocab);
-      } else {
-        total += weights_N[n] * perToken_N[n];
-      }
+      if (weights_N[n] === 0) perToken_N[n] = 0;
+      else total += weights_N[n] * perToken_N[n];
     }
-    if (g.buffer === zView.buffer) {
-      kernels.scaleRows(g, w_N, rows, vocab, g); // in place, SIMD
-    } else {
-      for (let n = 0; n < rows; n++) {
-        const w = weights_N[n];
-        if (w !== 1) for (let v = n * vocab; v < (n + 1) * vocab; v++) g[v] *= w;
-      }
+    // arena views are dead from here on (the tensors below allocate)
+    const gradient = grad.toTensor();
+    const entry = { tape: tf.engine().state.activeTape, gradient };
+    if (taping) {
+      tf.keep(gradient);
+      unclaimed.add(entry);
     }
-    const grad = tensorFromView(g, [rows, vocab]);
-    save([grad]);
     return {
       value: tf.scalar(total),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, saved[0]),
+      gradFunc: (dy: tf.Tensor) => {
+        unclaimed.delete(entry);
+        // an alias (tfjs reshape shares the data) or dy * g, tracked by the backward scope like any gradient
+        const out = isOne(dy) ? tf.reshape(gradient, [rows, vocab]) : tf.mul(dy, gradient);
+        gradient.dispose();
+        return out;
+      },
     };
   });
   const loss = op(studentLogits_NV) as tf.Scalar;

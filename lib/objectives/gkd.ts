@@ -15,7 +15,8 @@
  * Source: Agarwal et al., ICLR 2024, arXiv 2306.13649, Eq. 1 (methods.md section 3, [paper]/[recon]); semantics of
  * TRL `generalized_jsd_loss` (trl/experimental/gkd/gkd_trainer.py, [code]): log M = logsumexp(log pS + log(1-beta),
  * log pT + log beta), exact KLs at the ends. Fused gradient: Liger-Kernel jsd.py's dX = (1-beta) Q (X - log M)
- * chained through the log-softmax (derivation in kernels/divergenceRows.ts).
+ * chained through the log-softmax (derivation in kernels/divergenceRows.ts); the full-vocabulary kernel is SIMD
+ * (lib/kernels jsdRows, float32 with float64 row sums), the support kernel plain JS in float64.
  *
  * Inputs: batch.studentLogits_NV [N, V] (differentiable), mask_N [N], the teacher: full logits_NV [N, V] (any
  * topK) or a top-K dump (topK in [1, k] only).
@@ -44,8 +45,8 @@ import { gatherColumns } from '../probs/gather';
 import { logSoftmax } from '../probs/logSoftmax';
 import { normaliseOnSupport, SUPPORT_NORMS, type SupportNorm } from '../probs/topk';
 import { teacherSupport } from './batch';
-import { fusedLoss } from './fused';
-import { jsdFullVocabRows, jsdSupportRows, teacherColumns, teacherSupportFromLogits, type DivergenceRows } from './kernels/divergenceRows';
+import { fusedLoss, type RowKernel } from './fused';
+import { jsdSupportRows, teacherColumns, teacherSupportFromLogits, type DivergenceRows } from './kernels/divergenceRows';
 import { maskedMean } from './pg';
 import { registerObjective } from './registry';
 import { isTeacherFull, reductionWeights, type DistillBatch, type ObjectiveOutput, type Teacher } from './types';
@@ -59,7 +60,7 @@ export interface GkdOptions {
   topK: number;
   /** Normalisation on the support: 'none' | 'both' | 'tailBucket'; ignored when topK = 0. Default 'both'. */
   supportNorm: SupportNorm;
-  /** Fused one-pass JS kernel (true) or the composed tfjs-op reference (false). Default true. */
+  /** Fused kernel (SIMD full vocabulary, JS on a support) (true) or the composed tfjs-op reference (false). Default true. */
   fused: boolean;
 }
 
@@ -97,7 +98,7 @@ function checkOptions(o: GkdOptions, vocab: number, teacher: Teacher): void {
 function teacherOnSupport(batch: DistillBatch, teacher: Teacher, k: number, tau: number, norm: SupportNorm) {
   const [rows, vocab] = batch.studentLogits_NV.shape;
   if (isTeacherFull(teacher)) {
-    const s = teacherSupportFromLogits(teacher.logits_NV.dataSync() as Float32Array, rows, vocab, k, tau, norm === 'tailBucket');
+    const s = teacherSupportFromLogits(teacher.logits_NV, k, tau, norm === 'tailBucket');
     return { ids_NK: s.ids_NK, y_NC: teacherColumns(s.logp_NK, rows, k, vocab, norm, s.tail_N ?? undefined), logp_NK: s.logp_NK as ArrayLike<number> | null };
   }
   const s = teacherSupport(batch, k); // sorted, temperature 1
@@ -128,10 +129,18 @@ function computeGkd(batch: DistillBatch, o: GkdOptions, weights_N: Float32Array)
   if (k === 0) {
     const teacherLogits_NV = (teacher as { logits_NV: tf.Tensor2D }).logits_NV;
     if (o.fused) {
-      const t_NV = teacherLogits_NV.dataSync() as Float32Array;
-      let rowsOut: DivergenceRows | undefined;
-      ({ loss, perToken_N } = fusedLoss(z, weights_N, (z_NV, r, v) => (rowsOut = jsdFullVocabRows(z_NV, t_NV, r, v, beta, tau, weights_N))));
-      metrics['entropy/student'] = maskedMean(rowsOut!.entropy_N, mask_N);
+      // the SIMD kernel reads both logit sets in place and writes the weighted gradient (lib/kernels jsdRows)
+      let entropy_N = new Float32Array(rows);
+      const kernel: RowKernel = (z_NV, r, v, { kernels, arena, grad_NV, w_N }) => {
+        const t_NV = arena.load(teacherLogits_NV);
+        const loss_N = arena.f32(r);
+        const ent_N = arena.f32(r);
+        kernels.jsdRows(z_NV, t_NV, w_N, r, v, 1 / tau, beta, loss_N, ent_N, grad_NV); // NV, NV -> N, N, NV
+        entropy_N = Float32Array.from(ent_N);
+        return Float32Array.from(loss_N);
+      };
+      ({ loss, perToken_N } = fusedLoss(z, weights_N, kernel, { loadBytes: rows * vocab * 4 }));
+      metrics['entropy/student'] = maskedMean(entropy_N, mask_N);
     } else {
       const logpS = logSoftmax(z, tau);
       ({ loss, perToken_N } = reduceComposed(jsd(logSoftmax(teacherLogits_NV, tau), logpS, beta), weights_N, mask_N));
@@ -147,7 +156,10 @@ function computeGkd(batch: DistillBatch, o: GkdOptions, weights_N: Float32Array)
     const { ids_NK, y_NC } = support;
     if (o.fused) {
       let rowsOut: DivergenceRows | undefined;
-      ({ loss, perToken_N } = fusedLoss(z, weights_N, (z_NV, r, v) => (rowsOut = jsdSupportRows(z_NV, r, v, ids_NK, k, y_NC, norm, beta, tau, weights_N))));
+      ({ loss, perToken_N } = fusedLoss(z, weights_N, (z_NV, r, v, { grad_NV }) => {
+        rowsOut = jsdSupportRows(z_NV, r, v, ids_NK, k, y_NC, norm, beta, tau, weights_N, grad_NV);
+        return rowsOut.perToken_N;
+      }));
       metrics['topk/student_mass'] = maskedMean(rowsOut!.studentMass_N, mask_N);
       metrics['entropy/student'] = maskedMean(rowsOut!.entropy_N, mask_N);
     } else {

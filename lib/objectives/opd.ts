@@ -20,7 +20,8 @@
  * Deviations: tinker folds kl_penalty_coef into A (here: scale the loss); the discount exponent counts token
  * positions, as tinker's discounted_future_sum does (masked positions carry r = 0).
  *
- * fused (default): the row softmax in lib/kernels (WebAssembly SIMD), then per row the analytic gradient
+ * fused (default): the row exponentials in lib/kernels (WebAssembly SIMD, written into the gradient's memory),
+ *   then the analytic gradient, rows scaled in place plus the entry at y_t
  *   d l_t / d z_v = A_t (p_v - 1[v = y_t])   (times rho_t with the importance ratio)   (kernels/pg.ts)
  * fused = false: tfjs ops + autodiff, the reference.
  */
@@ -28,7 +29,7 @@ import * as tf from '@tensorflow/tfjs';
 import { tokenLogprobs } from '../probs/gather';
 import { assertInRange } from '../probs/validate';
 import { fusedLoss } from './fused';
-import { advantageMetrics, discountedAdvantages, pgRow, teacherLogprobs } from './kernels/pg';
+import { advantageMetrics, discountedAdvantages, pgTerms, setPgRow, studentRows, teacherLogprobs, writeRows } from './kernels/pg';
 import { registerObjective } from './registry';
 import { reductionWeights, type DistillBatch, type ObjectiveOutput, type Reduction } from './types';
 
@@ -93,26 +94,25 @@ function computeOpd(batch: DistillBatch, o: OpdOptions, reduction: Reduction): O
 
   if (o.fused) {
     advantage_N = new Float64Array(rows);
-    const out = fusedLoss(batch.studentLogits_NV, weights_N, (z, nRows, nVocab, { kernels, arena }) => {
-      const p = arena.f32(nRows * nVocab);
-      const grad_NV = arena.f32(nRows * nVocab);
-      const lse_N = arena.f64(nRows);
-      const c_N = arena.f32(nRows);
-      kernels.softmaxRows(z, nRows, nVocab, p, lse_N); // NV -> NV (p), N (lse)
+    const out = fusedLoss(batch.studentLogits_NV, weights_N, (z, nRows, nVocab, { kernels, arena, grad_NV, w_N }) => {
+      const s = studentRows(kernels, arena, z, grad_NV, nRows, nVocab); // NV -> NV (e = exp(z - max) in the gradient)
       const r = new Float64Array(nRows);
       for (let n = 0; n < nRows; n++) {
         if (mask_N[n] === 0) continue;
-        lpS_N[n] = z[n * nVocab + tokens_N[n]] - lse_N[n];
+        lpS_N[n] = z[n * nVocab + tokens_N[n]] - s.lse_N[n];
         r[n] = lpT_N[n] - (o.advantageFrom === 'sampler' ? logq_N![n] : lpS_N[n]);
       }
       advantage_N.set(discountedAdvantages(r, mask_N, o.gamma, seqIds_N));
       const perTok = new Float32Array(nRows);
       for (let n = 0; n < nRows; n++) {
-        if (mask_N[n] === 0) continue; // fusedLoss zeroes rows of weight 0
+        if (mask_N[n] === 0) continue; // w = 0: a zero row (dense coefficient 0)
         const logq = o.importanceRatio ? logq_N![n] : 0;
-        perTok[n] = pgRow(kernels, p, grad_NV, c_N, n, nVocab, tokens_N[n], advantage_N[n], lpS_N[n], logq, o.importanceRatio, 1);
+        const pg = pgTerms(advantage_N[n], lpS_N[n], logq, o.importanceRatio, 1);
+        perTok[n] = pg.loss;
+        setPgRow(s, n, tokens_N[n], w_N[n] * pg.c, lpS_N[n]);
       }
-      return { perToken_N: perTok, grad_NV };
+      writeRows(s); // NV -> NV: the gradient, in place
+      return perTok;
     });
     loss = out.loss;
     perToken_N = out.perToken_N;

@@ -33,7 +33,7 @@ import { klStudentTeacher } from '../probs/divergences';
 import { gatherColumns } from '../probs/gather';
 import { normaliseOnSupport, topKRows } from '../probs/topk';
 import { teacherSampledLogprobs, teacherSupport } from './batch';
-import { fusedLoss } from './fused';
+import { fusedLoss, type RowKernel } from './fused';
 import { rklSupportRows, teacherSupportFromLogits, type DivergenceRows } from './kernels/divergenceRows';
 import { maskedMean } from './pg';
 import { registerObjective } from './registry';
@@ -48,7 +48,7 @@ export interface TopkRklOptions {
   specialTokenIds: number[];
   /** Clamp log pS^ - log pT^ to [-c, c] (the repo's clip_log_ratio); 0 = off. Default 0. */
   clipLogRatio: number;
-  /** Fused one-pass JS kernel (true) or the composed tfjs-op reference (false). Default true. */
+  /** Fused kernel (SIMD passes in lib/kernels, the K support entries in JS) (true) or the composed tfjs-op reference (false). Default true. */
   fused: boolean;
 }
 
@@ -102,17 +102,16 @@ export function dropFirstSpecialTokens(tokens_N: Int32Array, mask_N: Float32Arra
  * by width_N (fused) or a -1e9 bias (composed).
  */
 function buildSupport(batch: DistillBatch, k: number, tailSampling: boolean) {
-  const [rows, vocab] = batch.studentLogits_NV.shape;
+  const rows = batch.studentLogits_NV.shape[0];
   const t = batch.teacher!;
   let topIds_NK: Int32Array;
   let topLogp_NK: ArrayLike<number>;
   let sampled_N: ArrayLike<number> | undefined;
   if (isTeacherFull(t)) {
-    const t_NV = t.logits_NV.dataSync() as Float32Array;
-    const s = teacherSupportFromLogits(t_NV, rows, vocab, k, 1, false);
+    const s = teacherSupportFromLogits(t.logits_NV, k, 1, false, tailSampling ? batch.tokens_N : undefined);
     topIds_NK = s.ids_NK;
     topLogp_NK = s.logp_NK;
-    if (tailSampling) sampled_N = Float64Array.from(batch.tokens_N, (y, n) => t_NV[n * vocab + y] - s.lse_N[n]);
+    if (tailSampling) sampled_N = s.sampled_N!;
   } else {
     const s = teacherSupport(batch, k);
     topIds_NK = s.ids_NK;
@@ -154,15 +153,14 @@ function renormaliseTeacher(y_NC: Float64Array, rows: number, cols: number, widt
   return yh;
 }
 
-/** Share of each row's student top-K ids that lie in the teacher's top-K ids. */
-function overlapShare(z_NV: ArrayLike<number>, rows: number, vocab: number, k: number, teacherIds_NK: Int32Array): Float32Array {
-  const student = topKRows(z_NV, rows, vocab, k);
+/** Share of each row's student top-K ids (studentIds_NK, e.g. topKRows' ids) that lie in the teacher's top-K ids. */
+function overlapShare(studentIds_NK: Int32Array, rows: number, vocab: number, k: number, teacherIds_NK: Int32Array): Float32Array {
   const out = new Float32Array(rows);
   const inT = new Uint8Array(vocab);
   for (let n = 0; n < rows; n++) {
     for (let c = 0; c < k; c++) inT[teacherIds_NK[n * k + c]] = 1;
     let hits = 0;
-    for (let c = 0; c < k; c++) hits += inT[student.ids_NK[n * k + c]];
+    for (let c = 0; c < k; c++) hits += inT[studentIds_NK[n * k + c]];
     out[n] = hits / k;
     for (let c = 0; c < k; c++) inT[teacherIds_NK[n * k + c]] = 0;
   }
@@ -188,10 +186,16 @@ function computeTopkRkl(batch: DistillBatch, o: TopkRklOptions, mask_N: Float32A
   const yh_NC = renormaliseTeacher(s.y_NC, rows, s.cols, s.width_N);
   if (o.fused) {
     let out: DivergenceRows | undefined;
-    ({ loss, perToken_N } = fusedLoss(z, weights_N, (z_NV, r, v) => {
-      overlap_N = overlapShare(z_NV, r, v, k, s.teacherIds_NK);
-      return (out = rklSupportRows(z_NV, r, v, s.ids_NC, s.cols, s.width_N, yh_NC, clip, mask_N));
-    }));
+    const kernel: RowKernel = (z_NV, r, v, { kernels, arena, grad_NV, w_N }) => {
+      // metrics from SIMD passes over the student's row: its top-K (overlap) and logsumexp (mass on the support)
+      const studentIds = arena.i32(r * k);
+      const lse_N = arena.f64(r);
+      kernels.topKRows(z_NV, r, v, k, studentIds, arena.f32(r * k), lse_N); // NV -> NK, N
+      overlap_N = overlapShare(studentIds, r, v, k, s.teacherIds_NK);
+      out = rklSupportRows(z_NV, r, v, s.ids_NC, s.cols, s.width_N, yh_NC, clip, w_N, lse_N, grad_NV);
+      return out.perToken_N;
+    };
+    ({ loss, perToken_N } = fusedLoss(z, weights_N, kernel, { scratchBytes: rows * k * 8 }));
     metrics['topk/student_mass'] = maskedMean(out!.studentMass_N, mask_N);
     for (let n = 0; n < rows; n++) if (mask_N[n] !== 0) clipped += out!.clipped_N[n];
   } else {
@@ -219,7 +223,7 @@ function computeTopkRkl(batch: DistillBatch, o: TopkRklOptions, mask_N: Float32A
     loss = tf.sum(tf.mul(perToken, tf.tensor1d(weights_N))) as tf.Scalar;
     const massS = tf.sum(tf.mul(tf.exp(tf.sub(zS_NC, tf.logSumExp(z, 1, true))), tf.equal(bias, 0)), 1).dataSync();
     metrics['topk/student_mass'] = maskedMean(massS, mask_N);
-    overlap_N = overlapShare(z.dataSync(), rows, vocab, k, s.teacherIds_NK);
+    overlap_N = overlapShare(topKRows(z.dataSync(), rows, vocab, k).ids_NK, rows, vocab, k, s.teacherIds_NK);
   }
   metrics['topk/overlap'] = maskedMean(overlap_N!, mask_N);
   if (clip > 0) {

@@ -6,10 +6,12 @@
  *   both:       log p^(v) = log p(v) - logsumexp_{u in S_t} log p(u)    (renormalised on the support)
  *   tailBucket: the K support entries plus one bucket log(1 - sum_{u in S_t} p(u))  -> K + 1 entries
  *
- * Top-K selection runs in plain JS on the detached teacher: tf.topk crashes the wasm backend on [512 x 32768].
+ * Top-K selection runs outside tfjs on the detached teacher (tf.topk crashes the wasm backend on [512 x 32768]):
+ * topKRows in plain JS here, a SIMD threshold scan in the fused objectives (lib/kernels).
  * Ties are broken towards the lower token id, so the support is deterministic.
  */
 import * as tf from '@tensorflow/tfjs';
+import { topKRowsInto } from '../kernels';
 import { log1mexp } from './logSoftmax';
 import { assertIntInRange, assertLength } from './validate';
 
@@ -24,61 +26,16 @@ export interface TopK {
   values_NK: Float32Array;
 }
 
-/** Top-K of each row of a row-major [rows, vocab] array. O(V log K) per row. */
+/**
+ * Top-K of each row of a row-major [rows, vocab] array. O(V log K) per row, plain JS (lib/kernels topKRowsInto:
+ * the fallback of the SIMD top-K that the fused objectives run on arena views, with the same order and ties).
+ */
 export function topKRows(values: ArrayLike<number>, rows: number, vocab: number, k: number): TopK {
   assertIntInRange('topKRows', 'k', k, 1, vocab);
   assertLength('topKRows', 'values', values, rows * vocab); // else missing entries read as undefined, silently
   const ids_NK = new Int32Array(rows * k);
   const values_NK = new Float32Array(rows * k);
-  const heapIds = new Int32Array(k);
-  const heapVals = new Float64Array(k);
-  // a min-heap of the best k seen so far; "worse" = smaller value, or equal value with a larger id
-  const worse = (a: number, b: number) => heapVals[a] < heapVals[b] || (heapVals[a] === heapVals[b] && heapIds[a] > heapIds[b]);
-  const swap = (a: number, b: number) => {
-    const ti = heapIds[a]; heapIds[a] = heapIds[b]; heapIds[b] = ti;
-    const tv = heapVals[a]; heapVals[a] = heapVals[b]; heapVals[b] = tv;
-  };
-  const siftDown = (i: number, size: number) => {
-    for (;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < size && worse(l, m)) m = l;
-      if (r < size && worse(r, m)) m = r;
-      if (m === i) return;
-      swap(i, m);
-      i = m;
-    }
-  };
-  for (let n = 0; n < rows; n++) {
-    const base = n * vocab;
-    let size = 0;
-    for (let v = 0; v < vocab; v++) {
-      const x = values[base + v];
-      if (size < k) {
-        heapIds[size] = v; heapVals[size] = x;
-        let i = size++;
-        while (i > 0) {
-          const p = (i - 1) >> 1;
-          if (!worse(i, p)) break;
-          swap(i, p);
-          i = p;
-        }
-      } else if (x > heapVals[0]) { // equal values keep the earlier (lower) id
-        heapIds[0] = v; heapVals[0] = x;
-        siftDown(0, size);
-      }
-    }
-    // pop worst-first into the tail, giving a descending order
-    for (let j = k - 1; j >= 0; j--) {
-      ids_NK[n * k + j] = heapIds[0];
-      values_NK[n * k + j] = heapVals[0];
-      size--;
-      if (size > 0) {
-        heapIds[0] = heapIds[size]; heapVals[0] = heapVals[size];
-        siftDown(0, size);
-      }
-    }
-  }
+  topKRowsInto(values, rows, vocab, k, ids_NK, values_NK);
   return { rows, k, ids_NK, values_NK };
 }
 

@@ -3,6 +3,7 @@
  * and for non-finite values the first bad position, so a bad batch never turns into a silent NaN.
  */
 import * as tf from '@tensorflow/tfjs';
+import { firstNonFiniteOf } from '../kernels';
 
 export type NumericArray = Float32Array | Float64Array | Int32Array | number[];
 
@@ -26,10 +27,11 @@ export function assertFiniteArray(op: string, arg: string, values: ArrayLike<num
   }
 }
 
-/** Checks a tensor for NaN or +-Infinity (one synchronous read); the error gives the first bad [row, column]. */
+/** Checks a tensor for NaN or +-Infinity; the error gives the first bad [row, column]. */
 export function assertFiniteTensor(op: string, arg: string, t: tf.Tensor): void {
-  // one backend pass (IsFinite + All) in the common case; the element-wise scan only runs to locate a bad value
-  const allFinite = tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]);
+  // float32: one scan of the data where it lies (lib/kernels: SIMD on the tfjs wasm heap, no tensor made);
+  // other dtypes: one backend pass (IsFinite + All). The element-wise scan only runs to locate a bad value.
+  const allFinite = t.dtype === 'float32' ? firstNonFiniteOf(t) < 0 : tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0]);
   if (allFinite) return;
   const width = t.rank >= 2 ? t.shape[t.rank - 1] : 0;
   assertFiniteArray(op, arg, t.dataSync() as Float32Array, width);

@@ -1,7 +1,8 @@
 /**
- * Fused row kernels for divergences between a student row and a teacher row (gkd, topk-rkl): one pass per row in
- * plain JS with float64 accumulation, returning the per-token value l_n and its analytic gradient with respect to
- * the student LOGITS, g_nv = d l_n / d z_nv (unweighted; `fusedLoss` applies the reduction weights).
+ * Fused row kernels for divergences between a student row and a teacher row (gkd, topk-rkl): per row in plain JS
+ * with float64 accumulation, the per-token value l_n (unweighted) and its analytic gradient with respect to the
+ * student LOGITS, written as w_n d l_n / d z_nv (w_N the reduction weights) into the gradient's memory. The
+ * full-vocabulary JSD (step 1 + 3 below on every column) runs in lib/kernels (jsdRows: rows.c, WebAssembly SIMD).
  *
  * Notation for one row: a_v = z_v / tau, x_v = a_v - logsumexp(a) (student log-probs), q_v = exp(x_v). The loss is
  * F(x_C), a function of the student's log-prob "columns" c in C (the full vocabulary, a support S of ids s_c, or
@@ -34,14 +35,17 @@
  *
  * Numerics: exponentials are taken once per element (softmax into a reused Float64 scratch row); a column whose
  * probability underflows to 0 contributes 0 (the limit p log p -> 0), never NaN; the student's tail bucket is
- * computed in log space (off-support logsumexp) when its mass underflows in the softmax. Rows with active_N = 0
- * are skipped (zero loss and gradient).
+ * computed in log space (off-support logsumexp) when its mass underflows in the softmax. Rows with w_N = 0 are
+ * skipped (zero loss and a zero gradient row).
  */
-import type { FusedRows } from '../fused';
-import { topKRows, type SupportNorm } from '../../probs/topk';
+import * as tf from '@tensorflow/tfjs';
+import { rowKernels } from '../../kernels';
+import type { SupportNorm } from '../../probs/topk';
 
-/** The row kernels' outputs: FusedRows plus per-row metric values (0 on skipped rows). */
-export interface DivergenceRows extends FusedRows {
+/** The row kernels' outputs: per-token values (unweighted) and per-row metric values (0 on skipped rows). */
+export interface DivergenceRows {
+  /** [N] l_n. */
+  perToken_N: Float32Array;
   /** [N] student entropy -sum_v q_v log q_v at the loss temperature (JSD kernels only). */
   entropy_N: Float32Array;
   /** [N] student mass on the support, sum_{v in S} q_v (support kernels only). */
@@ -50,10 +54,9 @@ export interface DivergenceRows extends FusedRows {
   clipped_N: Int32Array;
 }
 
-function emptyRows(rows: number, vocab: number): DivergenceRows {
+function emptyRows(rows: number): DivergenceRows {
   return {
     perToken_N: new Float32Array(rows),
-    grad_NV: new Float32Array(rows * vocab),
     entropy_N: new Float32Array(rows),
     studentMass_N: new Float32Array(rows),
     clipped_N: new Int32Array(rows),
@@ -78,15 +81,6 @@ export function rowSoftmaxScaled(z: Float32Array, base: number, vocab: number, i
   }
   const inv = 1 / sum;
   for (let v = 0; v < vocab; v++) q[v] *= inv;
-  return max + Math.log(sum);
-}
-
-/** logsumexp(z / tau) of one row of z, one exponential per element, nothing stored. */
-export function rowLogSumExp(z: Float32Array, base: number, vocab: number, invTau = 1): number {
-  let max = -Infinity;
-  for (let v = 0; v < vocab; v++) if (z[base + v] * invTau > max) max = z[base + v] * invTau;
-  let sum = 0;
-  for (let v = 0; v < vocab; v++) sum += Math.exp(z[base + v] * invTau - max);
   return max + Math.log(sum);
 }
 
@@ -122,82 +116,10 @@ function jsdColumn(beta: number, x: number, y: number, g: Float64Array, c: numbe
 }
 
 /**
- * JSD_beta(pT || pS) per row on the full vocabulary, pS = softmax(z / tau), pT = softmax(t / tau).
- * z_NV, t_NV: row-major [N * V] student and teacher logits. Gradient w.r.t. z (step 3, full vocabulary).
- */
-export function jsdFullVocabRows(
-  z_NV: Float32Array,
-  t_NV: Float32Array,
-  rows: number,
-  vocab: number,
-  beta: number,
-  temperature: number,
-  active_N: ArrayLike<number>,
-): DivergenceRows {
-  const out = emptyRows(rows, vocab);
-  const { perToken_N, grad_NV, entropy_N } = out;
-  const invTau = 1 / temperature;
-  const q = new Float64Array(vocab); // student probs
-  const p = new Float64Array(vocab); // teacher probs
-  const g = new Float64Array(vocab); // dF/dx_v
-  const b = beta;
-  const b1 = 1 - beta;
-  for (let n = 0; n < rows; n++) {
-    if (active_N[n] === 0) continue;
-    const base = n * vocab;
-    const lseS = rowSoftmaxScaled(z_NV, base, vocab, invTau, q);
-    const lseT = rowSoftmaxScaled(t_NV, base, vocab, invTau, p);
-    let loss = 0;
-    let gSum = 0;
-    let qx = 0;
-    if (beta === 0) {
-      for (let v = 0; v < vocab; v++) {
-        const x = z_NV[base + v] * invTau - lseS;
-        const P = p[v];
-        loss += P * (t_NV[base + v] * invTau - lseT - x);
-        g[v] = -P;
-        gSum -= P;
-        qx += q[v] * x;
-      }
-    } else if (beta === 1) {
-      for (let v = 0; v < vocab; v++) {
-        const x = z_NV[base + v] * invTau - lseS;
-        const Q = q[v];
-        const t = Q * (x - (t_NV[base + v] * invTau - lseT));
-        loss += t;
-        g[v] = t + Q;
-        gSum += t + Q;
-        qx += Q * x;
-      }
-    } else {
-      for (let v = 0; v < vocab; v++) {
-        const x = z_NV[base + v] * invTau - lseS;
-        const P = p[v];
-        const Q = q[v];
-        qx += Q * x;
-        const M = b * P + b1 * Q;
-        if (M > 0) {
-          const logM = Math.log(M);
-          const gs = b1 * Q * (x - logM);
-          loss += b * P * (t_NV[base + v] * invTau - lseT - logM) + gs;
-          g[v] = gs;
-          gSum += gs;
-        } else {
-          g[v] = 0;
-        }
-      }
-    }
-    perToken_N[n] = loss;
-    entropy_N[n] = -qx;
-    for (let v = 0; v < vocab; v++) grad_NV[base + v] = (g[v] - q[v] * gSum) * invTau;
-  }
-  return out;
-}
-
-/**
  * JSD_beta per row on a support: ids_NK [N * K] (the teacher's top-K ids), teacher columns y_NC [N * C] already
  * normalised as `norm` says (C = K, or K + 1 for 'tailBucket' when K < V: last column = teacher tail log-mass).
- * With 'tailBucket' and K = V the tail is empty and dropped (C = K). Gradient w.r.t. z (step 3).
+ * With 'tailBucket' and K = V the tail is empty and dropped (C = K). Gradient w.r.t. z (step 3), times w_N[n], into
+ * grad_NV.
  */
 export function jsdSupportRows(
   z_NV: Float32Array,
@@ -209,13 +131,14 @@ export function jsdSupportRows(
   norm: SupportNorm,
   beta: number,
   temperature: number,
-  active_N: ArrayLike<number>,
+  w_N: ArrayLike<number>,
+  grad_NV: Float32Array,
 ): DivergenceRows {
   const tail = norm === 'tailBucket' && k < vocab;
   const cols = tail ? k + 1 : k;
   if (y_NC.length !== rows * cols) throw new Error(`jsdSupportRows: teacher columns must hold N * ${cols} entries, got ${y_NC.length}`);
-  const out = emptyRows(rows, vocab);
-  const { perToken_N, grad_NV, entropy_N, studentMass_N } = out;
+  const out = emptyRows(rows);
+  const { perToken_N, entropy_N, studentMass_N } = out;
   const invTau = 1 / temperature;
   const q = new Float64Array(vocab); // student probs (full vocabulary)
   const r = new Float64Array(vocab); // q_v / Q_T off the support (tail bucket)
@@ -223,9 +146,11 @@ export function jsdSupportRows(
   const x = new Float64Array(cols); // student columns
   const g = new Float64Array(cols); // dF/dx_c
   for (let n = 0; n < rows; n++) {
-    if (active_N[n] === 0) continue;
     const base = n * vocab;
+    grad_NV.fill(0, base, base + vocab);
+    if (w_N[n] === 0) continue;
     const sBase = n * k;
+    const scale = w_N[n] * invTau; // d/dz = (1 / tau) d/da, times the reduction weight
     const lse = rowSoftmaxScaled(z_NV, base, vocab, invTau, q);
     let qx = 0;
     for (let v = 0; v < vocab; v++) qx += q[v] * (z_NV[base + v] * invTau - lse);
@@ -283,15 +208,15 @@ export function jsdSupportRows(
 
     // chain to the logits
     if (norm === 'both') {
-      for (let c = 0; c < k; c++) grad_NV[base + ids_NK[sBase + c]] += (g[c] - Math.exp(x[c]) * gSum) * invTau;
+      for (let c = 0; c < k; c++) grad_NV[base + ids_NK[sBase + c]] += (g[c] - Math.exp(x[c]) * gSum) * scale;
     } else {
       if (tail) {
         const gT = g[k];
-        for (let v = 0; v < vocab; v++) grad_NV[base + v] = (gT * r[v] - q[v] * gSum) * invTau;
+        for (let v = 0; v < vocab; v++) grad_NV[base + v] = (gT * r[v] - q[v] * gSum) * scale;
       } else {
-        for (let v = 0; v < vocab; v++) grad_NV[base + v] = -q[v] * gSum * invTau;
+        for (let v = 0; v < vocab; v++) grad_NV[base + v] = -q[v] * gSum * scale;
       }
-      for (let c = 0; c < k; c++) grad_NV[base + ids_NK[sBase + c]] += g[c] * invTau;
+      for (let c = 0; c < k; c++) grad_NV[base + ids_NK[sBase + c]] += g[c] * scale;
     }
     for (let c = 0; c < k; c++) inS[ids_NK[sBase + c]] = 0;
   }
@@ -302,8 +227,9 @@ export function jsdSupportRows(
  * Truncated reverse KL renormalised on a support (topk-rkl; step 2 and 'both' in step 3), tau = 1:
  *   l_n = sum_{c < width_n} Qh_c clamp(xh_c - yh_c),  xh = log-softmax of the student logits on the support.
  * ids_NC [N * C]: support ids per row, of which the first width_N[n] are used; yh_NC [N * C]: the teacher's
- * log-probs renormalised on those same columns. clip = 0 means no clamp.
- * studentMass_N is the student's full-vocabulary mass on the used support (one logsumexp pass per row).
+ * log-probs renormalised on those same columns. clip = 0 means no clamp. The gradient, times w_N[n], goes to
+ * grad_NV (zero off the support). studentMass_N is the student's full-vocabulary mass on the used support, from
+ * lse_N, the student's full-row logsumexp.
  */
 export function rklSupportRows(
   z_NV: Float32Array,
@@ -314,16 +240,19 @@ export function rklSupportRows(
   width_N: ArrayLike<number>,
   yh_NC: ArrayLike<number>,
   clip: number,
-  active_N: ArrayLike<number>,
+  w_N: ArrayLike<number>,
+  lse_N: ArrayLike<number>,
+  grad_NV: Float32Array,
 ): DivergenceRows {
-  const out = emptyRows(rows, vocab);
-  const { perToken_N, grad_NV, studentMass_N, clipped_N } = out;
+  const out = emptyRows(rows);
+  const { perToken_N, studentMass_N, clipped_N } = out;
   const e = new Float64Array(cols); // exp(a_c - max_S)
   const g = new Float64Array(cols); // dF/dxh_c
   const qh = new Float64Array(cols); // Qh_c
   for (let n = 0; n < rows; n++) {
-    if (active_N[n] === 0) continue;
     const base = n * vocab;
+    grad_NV.fill(0, base, base + vocab);
+    if (w_N[n] === 0) continue;
     const cBase = n * cols;
     const width = width_N[n];
     let maxS = -Infinity;
@@ -356,8 +285,9 @@ export function rklSupportRows(
     }
     perToken_N[n] = loss;
     clipped_N[n] = clipped;
-    studentMass_N[n] = Math.exp(lseS - rowLogSumExp(z_NV, base, vocab));
-    for (let c = 0; c < width; c++) grad_NV[base + ids_NC[cBase + c]] += g[c] - qh[c] * gSum;
+    studentMass_N[n] = Math.exp(lseS - lse_N[n]);
+    const w = w_N[n];
+    for (let c = 0; c < width; c++) grad_NV[base + ids_NC[cBase + c]] += w * (g[c] - qh[c] * gSum);
   }
   return out;
 }
@@ -373,43 +303,52 @@ export interface TeacherSupportRows {
   lse_N: Float64Array;
   /** [N] log of the teacher's mass off the support (exact, log space; -Infinity when K = V); null unless asked. */
   tail_N: Float64Array | null;
+  /** [N] the teacher's log-probs at the asked ids (sampledIds_N); null unless asked. */
+  sampled_N: Float64Array | null;
 }
 
 /**
- * The teacher's top-K support from its full logits t_NV [N * V] at temperature tau. Selecting on logits (not
- * on float32 log-probs) keeps the order exact, and the log-probs are formed in float64 from the logits, so
- * renormalised values are exact even where full-vocabulary log-probs are ~-1e4 (float32 would lose ~1e-3 there).
- * withTail adds the exact off-support log-mass (one more exponential per element).
+ * The teacher's top-K support from its full logits t_NV [N, V] at temperature tau, read in place (lib/kernels: the
+ * SIMD top-K on the logits, ties to the lower id, and the row logsumexp). Selecting on logits (not on float32
+ * log-probs) keeps the order exact, and the log-probs are formed in float64 from the logits, so renormalised
+ * values are exact even where full-vocabulary log-probs are ~-1e4 (float32 would lose ~1e-3 there).
+ * withTail adds the exact off-support log-mass (log space, one more exponential per element, in JS);
+ * sampledIds_N adds the log-probs at those ids (sampled_N). Runs on the kernel arena: call it before fusedLoss.
  */
 export function teacherSupportFromLogits(
-  t_NV: Float32Array,
-  rows: number,
-  vocab: number,
+  teacher_NV: tf.Tensor2D,
   k: number,
   temperature: number,
   withTail: boolean,
+  sampledIds_N?: Int32Array,
 ): TeacherSupportRows {
+  const [rows, vocab] = teacher_NV.shape;
   const invTau = 1 / temperature;
-  const { ids_NK } = topKRows(t_NV, rows, vocab, k);
+  const kernels = rowKernels();
+  const arena = kernels.arena(rows * (8 * k + 8) + 1024, rows * vocab * 4);
+  const t_NV = arena.load(teacher_NV);
+  const ids = arena.i32(rows * k);
+  const top = arena.f32(rows * k);
+  const lse = arena.f64(rows);
+  kernels.topKRows(t_NV, rows, vocab, k, ids, top, lse, invTau); // NV -> NK (the order of t / tau: tau > 0), N
+  const ids_NK = Int32Array.from(ids);
+  const lse_N = Float64Array.from(lse);
   const logp_NK = new Float64Array(rows * k);
-  const lse_N = new Float64Array(rows);
+  for (let i = 0; i < rows * k; i++) logp_NK[i] = top[i] * invTau - lse_N[Math.floor(i / k)];
+  const sampled_N = sampledIds_N ? Float64Array.from(sampledIds_N, (y, n) => t_NV[n * vocab + y] * invTau - lse_N[n]) : null;
   const tail_N = withTail ? new Float64Array(rows) : null;
   const inS = new Uint8Array(vocab);
-  for (let n = 0; n < rows; n++) {
+  for (let n = 0; tail_N && n < rows; n++) {
     const base = n * vocab;
-    const lse = rowLogSumExp(t_NV, base, vocab, invTau);
-    lse_N[n] = lse;
-    for (let c = 0; c < k; c++) logp_NK[n * k + c] = t_NV[base + ids_NK[n * k + c]] * invTau - lse;
-    if (!tail_N) continue;
     for (let c = 0; c < k; c++) inS[ids_NK[n * k + c]] = 1;
     let maxOff = -Infinity;
     for (let v = 0; v < vocab; v++) if (inS[v] === 0 && t_NV[base + v] * invTau > maxOff) maxOff = t_NV[base + v] * invTau;
     let sumOff = 0;
     if (maxOff > -Infinity) for (let v = 0; v < vocab; v++) if (inS[v] === 0) sumOff += Math.exp(t_NV[base + v] * invTau - maxOff);
-    tail_N[n] = maxOff > -Infinity ? maxOff + Math.log(sumOff) - lse : -Infinity;
+    tail_N[n] = maxOff > -Infinity ? maxOff + Math.log(sumOff) - lse_N[n] : -Infinity;
     for (let c = 0; c < k; c++) inS[ids_NK[n * k + c]] = 0;
   }
-  return { k, ids_NK, logp_NK, lse_N, tail_N };
+  return { k, ids_NK, logp_NK, lse_N, tail_N, sampled_N };
 }
 
 /**

@@ -9,11 +9,13 @@
  *                                                        d l_t / d z_v = w A_t rho_t (p_v - 1[v = y_t])
  * (d log pS(y) / d z_v = 1[v = y] - p_v, methods.md section 0; w is a branch weight, 1 for opd.)
  *
- * The O(N x V) passes run in lib/kernels (WebAssembly SIMD, or JS): the row softmax of every row once, then
- * per row a scaled copy g = c p of the softmax plus O(1) or O(K) fix-ups in JS.
+ * The O(N x V) passes run in lib/kernels (WebAssembly SIMD, or JS): the exponentials e = exp(z - max) of every
+ * row once, written into the gradient's own memory; per row JS then settles a dense coefficient (the row becomes
+ * g = (w c / s) e = w c p, s = sum e) and O(1) or O(K) sparse entries, and one more SIMD pass scales all rows in
+ * place before the sparse entries are written over them.
  */
-import { rowKernels, type RowKernels } from '../../kernels';
-import { topKRows, type TopK } from '../../probs/topk';
+import { rowKernels, type Arena, type RowKernels } from '../../kernels';
+import type { TopK } from '../../probs/topk';
 import { teacherSampledLogprobs, teacherSupport } from '../batch';
 import { isTeacherFull, type DistillBatch } from '../types';
 
@@ -30,9 +32,9 @@ export interface TeacherInputs {
 /**
  * Reads the teacher once for both paths of opd and aopd (so they see identical numbers). A top-K dump is read
  * as teacherSampledLogprobs / teacherSupport read it, and its tail mass is all it can give: max(1 - sum_S pT, 0),
- * good to about K float32 ulps (~1e-7). Full logits take one logsumexp (or softmax, for the tail) pass in
- * lib/kernels instead of a tfjs log-softmax per call: log pT(v) = zT_v - lse, the top-k ranked on the logits
- * (the same order), and the tail summed directly over the off-support probabilities.
+ * good to about K float32 ulps (~1e-7). Full logits are read in place (lib/kernels) instead of through a tfjs
+ * log-softmax: one logsumexp pass, log pT(v) = zT_v - lse, the top-k ranked on the logits (the same order, SIMD
+ * threshold scan) and, for the tail, the off-support exponentials summed directly.
  */
 export function teacherLogprobs(batch: DistillBatch, k: number, tail = false): TeacherInputs {
   const t = batch.teacher;
@@ -55,74 +57,107 @@ export function teacherLogprobs(batch: DistillBatch, k: number, tail = false): T
   const [rows, vocab] = t.logits_NV.shape;
   const kernels = rowKernels();
   // arena views die at the next arena() call (fusedLoss): everything needed is copied out below
-  const arena = kernels.arena(rows * vocab * 4 * (tail ? 2 : 1) + rows * 8 + 1024);
+  const scratch = rows * 8 + Math.max(k, 0) * rows * 8 + (tail ? rows * (vocab * 4 + 12) : 0) + 1024;
+  const arena = kernels.arena(scratch, rows * vocab * 4);
   const zT = arena.load(t.logits_NV);
   const lse_N = arena.f64(rows);
-  const pT = tail ? arena.f32(rows * vocab) : null;
-  if (pT) kernels.softmaxRows(zT, rows, vocab, pT, lse_N);
-  else kernels.logsumexpRows(zT, rows, vocab, lse_N);
+  const ids = arena.i32(rows * Math.max(k, 0));
+  const values = arena.f32(rows * Math.max(k, 0));
+  if (k > 0) kernels.topKRows(zT, rows, vocab, k, ids, values, lse_N); // NV -> NK, N (the top-1 is the row max)
+  else kernels.logsumexpRows(zT, rows, vocab, lse_N); // NV -> N (the same numbers as the line above)
   const lpT_N = new Float32Array(rows);
   for (let n = 0; n < rows; n++) lpT_N[n] = zT[n * vocab + batch.tokens_N[n]] - lse_N[n];
   if (k <= 0) return { lpT_N, support: null, tail_N: null };
-  const support = topKRows(zT, rows, vocab, k);
-  for (let i = 0; i < rows * k; i++) support.values_NK[i] -= lse_N[Math.floor(i / k)];
+  const support: TopK = { rows, k, ids_NK: Int32Array.from(ids), values_NK: new Float32Array(rows * k) };
+  for (let i = 0; i < rows * k; i++) support.values_NK[i] = values[i] - lse_N[Math.floor(i / k)];
   let tail_N: Float64Array | null = null;
-  if (pT) {
+  if (tail) {
+    // off-support mass sum_{v not in S} e_v / s, e = exp(zT - max), summed directly (1 - sum_S pT would cancel)
+    const e = arena.f32(rows * vocab);
+    const max_N = arena.f32(rows);
+    const sum_N = arena.f64(rows);
+    kernels.expRows(zT, rows, vocab, e, max_N, sum_N);
     tail_N = new Float64Array(rows);
     const inSupport = new Uint8Array(vocab);
     for (let n = 0; n < rows; n++) {
       const base = n * vocab;
       for (let j = 0; j < k; j++) inSupport[support.ids_NK[n * k + j]] = 1;
       let mass = 0;
-      for (let v = 0; v < vocab; v++) if (inSupport[v] === 0) mass += pT[base + v];
+      for (let v = 0; v < vocab; v++) if (inSupport[v] === 0) mass += e[base + v];
       for (let j = 0; j < k; j++) inSupport[support.ids_NK[n * k + j]] = 0;
-      tail_N[n] = mass;
+      tail_N[n] = mass / sum_N[n];
     }
   }
   return { lpT_N, support, tail_N };
 }
 
 /**
- * g[n, :] = c p[n, :] through the SIMD kernel (cN[n] = c; p, g and cN are views from the current kernel arena).
+ * The student's rows as the fused kernels of opd and aopd build their gradient: g is the gradient's memory, holding
+ * e = exp(z - max) until `writeRows`; sum_N = sum_v e, lse_N = max + log sum. Each row gets a dense coefficient
+ * (setDenseRow: row n becomes a p) and sparse entries (setEntry) written over the dense part.
  */
-export function scaleRow(kernels: RowKernels, p: Float32Array, g: Float32Array, cN: Float32Array, n: number, vocab: number, c: number): void {
-  const base = n * vocab;
-  cN[n] = c;
-  kernels.scaleRows(p.subarray(base, base + vocab), cN.subarray(n, n + 1), 1, vocab, g.subarray(base, base + vocab));
+export interface StudentRows {
+  kernels: RowKernels;
+  z: Float32Array;
+  g: Float32Array;
+  sum_N: Float64Array;
+  lse_N: Float64Array;
+  vocab: number;
+  /** [N] the scale of each row's exponentials (arena view: read by the SIMD pass); 0 until set. */
+  dense_N: Float32Array;
+  /** Sparse entries: flat indices into g and their values, written after the dense pass. */
+  entryAt: number[];
+  entryValue: number[];
+}
+
+/** The exponential pass of `StudentRows` over the logits z (e into the gradient's memory g). */
+export function studentRows(kernels: RowKernels, arena: Arena, z: Float32Array, g: Float32Array, rows: number, vocab: number): StudentRows {
+  const max_N = arena.f32(rows);
+  const sum_N = arena.f64(rows);
+  kernels.expRows(z, rows, vocab, g, max_N, sum_N); // NV -> NV (e), N, N
+  const lse_N = new Float64Array(rows);
+  for (let n = 0; n < rows; n++) lse_N[n] = max_N[n] + Math.log(sum_N[n]);
+  const dense_N = arena.f32(rows).fill(0);
+  return { kernels, z, g, sum_N, lse_N, vocab, dense_N, entryAt: [], entryValue: [] };
+}
+
+/** Row n of the gradient = a p_v (plus its sparse entries): the row's exponentials will be scaled by a / s. */
+export function setDenseRow(s: StudentRows, n: number, a: number): void {
+  s.dense_N[n] = a / s.sum_N[n];
+}
+
+/** g[n, v] = value over the dense part (n, v the row and column). */
+export function setEntry(s: StudentRows, n: number, v: number, value: number): void {
+  s.entryAt.push(n * s.vocab + v);
+  s.entryValue.push(value);
+}
+
+/** Writes every row: one SIMD pass g = dense_N[n] e over all rows, then the sparse entries. */
+export function writeRows(s: StudentRows): void {
+  const rows = s.dense_N.length;
+  s.kernels.scaleRows(s.g, s.dense_N, rows, s.vocab, s.g); // NV -> NV, in place
+  for (let i = 0; i < s.entryAt.length; i++) s.g[s.entryAt[i]] = s.entryValue[i];
 }
 
 /**
- * Per-token PG loss of row n and its analytic gradient written to g[n, :] (see the header): l = -w A log pS(y),
- * or -w A rho with the importance ratio. p = the row softmax, lpSy = z_y - lse. Returns the loss; `logq` is
- * read only when `importanceRatio` is true.
+ * PG loss of one token and its gradient coefficient c (see the header): l = -w A log pS(y), or -w A rho with the
+ * importance ratio; d l / d z_v = c (p_v - 1[v = y]). `logq` is read only when `importanceRatio` is true.
  */
-export function pgRow(
-  kernels: RowKernels,
-  p: Float32Array,
-  g: Float32Array,
-  cN: Float32Array,
-  n: number,
-  vocab: number,
-  y: number,
-  advantage: number,
-  lpSy: number,
-  logq: number,
-  importanceRatio: boolean,
-  weight: number,
-): number {
-  let loss: number;
-  let c: number; // d l / d z_v = c (p_v - 1[v = y])
+export function pgTerms(advantage: number, lpSy: number, logq: number, importanceRatio: boolean, weight: number): { loss: number; c: number } {
   if (importanceRatio) {
     const rho = Math.exp(lpSy - logq);
-    loss = -weight * advantage * rho;
-    c = weight * advantage * rho;
-  } else {
-    loss = -weight * advantage * lpSy;
-    c = weight * advantage;
+    return { loss: -weight * advantage * rho, c: weight * advantage * rho };
   }
-  scaleRow(kernels, p, g, cN, n, vocab, c);
-  g[n * vocab + y] = c * (p[n * vocab + y] - 1);
-  return loss;
+  return { loss: -weight * advantage * lpSy, c: weight * advantage };
+}
+
+/**
+ * Row n of the gradient of a PG token, scaled by the reduction weight: w c (p_v - 1[v = y]) with wc = w c; the
+ * entry at y in float64 from lpSy = log pS(y), so it does not cancel in float32.
+ */
+export function setPgRow(s: StudentRows, n: number, y: number, wc: number, lpSy: number): void {
+  setDenseRow(s, n, wc);
+  setEntry(s, n, y, wc * (Math.exp(lpSy) - 1));
 }
 
 /**
