@@ -23,6 +23,7 @@ import { openDump } from '../lib/io/reader';
 import { emptyMeta, metaToJson, type DumpMeta, type DumpSequence } from '../lib/io/schema';
 import { DumpStats } from '../lib/io/stats';
 import { formatTable } from '../lib/util/table';
+import { mulberry32 as prng } from '../lib/util/prng';
 
 interface Args {
   tokens: number;
@@ -45,18 +46,6 @@ function parseArgs(argv: string[]): Args {
     else throw new Error(`dumpStats: unknown argument ${k} (--tokens N --seq-len L --format jsonl|safetensors|both --topk K --keep)`);
   }
   return a;
-}
-
-/** Mulberry32. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const V = 151936;

@@ -28,6 +28,7 @@ import { quantileKey } from '../analysis/advantages';
 import type { TokenChunk } from './chunk';
 import { Moments, QuantileSketch, type SketchOptions } from './sketch';
 import type { DumpMeta } from './schema';
+import { mulberry32 as prng } from '../util/prng';
 
 export interface DumpStatsOptions {
   /** Which student log-prob defines A: 'auto' = student_lp_train when recorded, else the sampler's. Default 'auto'. */
@@ -255,18 +256,6 @@ class ValueGroup {
     if (!(right > 0)) notes.push(`${prefix}tail_spread_ratio is NaN: q99 - q50 = 0`);
     return out;
   }
-}
-
-/** Mulberry32 (a seeded PRNG for the reservoir). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Black-hole points (one per measured position). */

@@ -6,6 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { topKRows } from '../probs/topk';
 import type { DistillBatch } from './types';
+import { mulberry32 } from '../util/prng';
+
+export { mulberry32 };
 
 export interface SyntheticBatchConfig {
   /** Tokens N (all sequences packed). */
@@ -25,18 +28,6 @@ export interface SyntheticBatchConfig {
   /** Fraction of tokens masked out (as a prompt prefix of each sequence). Default 0.25. */
   promptShare?: number;
   seed?: number;
-}
-
-/** Mulberry32 PRNG. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gaussian(r: () => number): number {

@@ -26,6 +26,7 @@ import { BarProgress, EtaClock, LineProgress, type ProgressCounts, type Progress
 import { shardKeys, type Shard } from './shard';
 import type { Cell, SweepSpec } from './spec';
 import { SweepStore, type CellStatus } from './store';
+import { mulberry32 } from '../util/prng';
 
 export type PlanAction = 'done' | 'run' | 'failed' | 'running-elsewhere' | 'other-shard';
 
@@ -107,17 +108,6 @@ interface Active {
   t0: number;
   settled: boolean;
   aborted: boolean;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function hashString(s: string): number {
