@@ -11,3 +11,4 @@ export * as kernels from './kernels';
 export * as train from './train';
 export * as figures from './figures';
 export * as notebooks from './notebooks';
+export * as report from './report/analyze';
