@@ -1,0 +1,105 @@
+/**
+ * The registered paper figures: each draws from cached data (lib/figures/data.ts) and quotes numbers into
+ * figures/numbers.json (style.md item 11). `drawPaperFigures` is what `opdlab figures` runs; it never trains.
+ *
+ *   fig2aAdvantageDistribution   claim C1   data/figures/c1c2.json
+ *   fig2bExplorationBlackHole    claim C2   data/figures/c1c2.json
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { figureDataPath, readC1C2Data } from '../data';
+import { projectPaths } from '../paths';
+import { Renderer, writeFigureFiles } from '../render';
+import type { PlotlyFigure } from '../theme';
+import { c1Numbers, fig2aAdvantageDistribution } from './fig2a';
+import { c2Numbers, fig2bExplorationBlackHole } from './fig2b';
+
+export * from './fig2a';
+export * from './fig2b';
+
+export interface PaperFigure {
+  /** File stem under figures/ (the exported function's name). */
+  name: string;
+  claim: string;
+  /** data/figures/<file> it reads. */
+  dataFile: string;
+  /** The spec and the numbers it quotes, from the data file at `path`. */
+  make(path: string): { figure: PlotlyFigure; numbers: Record<string, number> };
+}
+
+export const PAPER_FIGURES: readonly PaperFigure[] = [
+  {
+    name: 'fig2aAdvantageDistribution',
+    claim: 'C1',
+    dataFile: 'c1c2.json',
+    make(path) {
+      const d = readC1C2Data(path);
+      return { figure: fig2aAdvantageDistribution({ advantages: d.advantages }), numbers: c1Numbers({ advantages: d.advantages }) };
+    },
+  },
+  {
+    name: 'fig2bExplorationBlackHole',
+    claim: 'C2',
+    dataFile: 'c1c2.json',
+    make(path) {
+      const d = readC1C2Data(path);
+      return { figure: fig2bExplorationBlackHole({ blackHole: d.blackHole, tracker: d.tracker }), numbers: c2Numbers({ blackHole: d.blackHole, tracker: d.tracker }) };
+    },
+  },
+];
+
+export interface DrawOptions {
+  /** Only these figure names. Default all. */
+  only?: string[];
+  /** Repository root (data/ and figures/ under it). Default repoRoot(). */
+  root?: string;
+  /** Folder of the data files. Default <root>/data/figures. */
+  dataDir?: string;
+  /** Output folder. Default <root>/figures. */
+  outDir?: string;
+  /** Also PNG and SVG (headless Chromium). Default true. */
+  images?: boolean;
+  /** Progress lines. Default none. */
+  log?: (line: string) => void;
+}
+
+export interface DrawResult {
+  names: string[];
+  /** The numbers written (merged into numbers.json). */
+  numbers: Record<string, number>;
+  numbersPath: string;
+}
+
+/** Every registered figure (or `only`) from data/figures/ to <outDir>/<name>.{json,html,png,svg}, plus numbers.json. */
+export async function drawPaperFigures(options: DrawOptions = {}): Promise<DrawResult> {
+  const paths = projectPaths(options.root);
+  const outDir = options.outDir ?? paths.figures;
+  const known = PAPER_FIGURES.map((f) => f.name);
+  for (const n of options.only ?? []) if (!known.includes(n)) throw new Error(`figures: unknown figure '${n}'; known: ${known.join(', ')}`);
+  const chosen = PAPER_FIGURES.filter((f) => !options.only || options.only.length === 0 || options.only.includes(f.name));
+  const made = chosen.map((f) => ({ f, ...f.make(options.dataDir ? join(options.dataDir, f.dataFile) : figureDataPath(f.dataFile, paths.root)) }));
+  const numbers: Record<string, number> = {};
+  for (const m of made) Object.assign(numbers, m.numbers);
+  const renderer = options.images === false ? null : await Renderer.open();
+  try {
+    for (const m of made) {
+      if (renderer) await renderer.render(m.figure, m.f.name, { dir: outDir });
+      else writeFigureFiles(m.figure, m.f.name, { dir: outDir });
+      options.log?.(`${m.f.name} (${m.f.claim}) -> ${join(outDir, m.f.name)}.{${renderer ? 'json,html,png,svg' : 'json,html'}}`);
+    }
+  } finally {
+    await renderer?.close();
+  }
+  // merge: `--only` must not drop the numbers of the other figures
+  const numbersPath = join(outDir, 'numbers.json');
+  const previous = existsSync(numbersPath) ? (JSON.parse(readFileSync(numbersPath, 'utf8')) as Record<string, number>) : {};
+  const merged = { ...previous, ...numbers };
+  const sorted = Object.fromEntries(Object.keys(merged).sort().map((k) => [k, merged[k]]));
+  mkdirSync(dirname(numbersPath), { recursive: true });
+  const tmp = `${numbersPath}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(sorted, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`);
+  renameSync(tmp, numbersPath);
+  options.log?.(`numbers -> ${numbersPath}`);
+  return { names: made.map((m) => m.f.name), numbers, numbersPath };
+}
+export * from './generate';
