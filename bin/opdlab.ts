@@ -205,15 +205,20 @@ program
   .description('draw every registered paper figure from the cached data in data/figures/ to figures/<name>.{json,html,png,svg} and figures/numbers.json (never trains); --generate c1c2 remakes data/figures/c1c2.json by running the simulation once')
   .option('--only <names>', 'comma-separated figure names (e.g. fig2aAdvantageDistribution)')
   .option('--no-images', 'json and html only (no headless Chromium)')
-  .option('--generate <data>', "run the simulation once to (re)make a data file ('c1c2'), then draw")
+  .option('--generate <data>', "run the simulation once to (re)make a data file ('c1c2'; 'dynamics' collects the runs of specs/dynamics.json), then draw")
   .option('--seed <n>', 'seed of --generate', '0')
   .action(async (opts: { only?: string; images: boolean; generate?: string; seed: string }) => {
     const log = (line: string) => console.log(line);
     if (opts.generate !== undefined) {
-      if (opts.generate !== 'c1c2') throw new Error(`--generate: unknown data '${opts.generate}'; known: c1c2`);
-      await initBackend({ quiet: true });
-      const { generateC1C2Data } = await import('../lib/figures/paper/generate');
-      await generateC1C2Data({ seed: Number(opts.seed), log });
+      if (opts.generate !== 'c1c2' && opts.generate !== 'dynamics') throw new Error(`--generate: unknown data '${opts.generate}'; known: c1c2, dynamics`);
+      if (opts.generate === 'dynamics') {
+        // collects the finished runs of specs/dynamics.json (no training)
+        (await import('../lib/figures/paper/generateDynamics')).generateDynamicsData({ log });
+      } else {
+        await initBackend({ quiet: true });
+        const { generateC1C2Data } = await import('../lib/figures/paper/generate');
+        await generateC1C2Data({ seed: Number(opts.seed), log });
+      }
     }
     const { drawPaperFigures } = await import('../lib/figures/paper');
     if (opts.images) (await import('../lib/figures/render')).ensureRenderPackages();

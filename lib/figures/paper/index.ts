@@ -4,6 +4,9 @@
  *
  *   fig2aAdvantageDistribution   claim C1   data/figures/c1c2.json
  *   fig2bExplorationBlackHole    claim C2   data/figures/c1c2.json
+ *   fig4aGradientNorm            claim C5   data/figures/dynamics.json
+ *   fig5Entropy                  claim C7   data/figures/dynamics.json
+ *   fig6TrainingCurves           claim C8   data/figures/dynamics.json
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,9 +16,17 @@ import { Renderer, writeFigureFiles } from '../render';
 import type { PlotlyFigure } from '../theme';
 import { c1Numbers, fig2aAdvantageDistribution } from './fig2a';
 import { c2Numbers, fig2bExplorationBlackHole } from './fig2b';
+import { c5Numbers, fig4aGradientNorm } from './fig4a';
+import { c7Numbers, fig5Entropy } from './fig5';
+import { c8Numbers, fig6TrainingCurves } from './fig6';
+import { readDynamicsData } from './generateDynamics';
 
 export * from './fig2a';
 export * from './fig2b';
+export * from './fig4a';
+export * from './fig5';
+export * from './fig6';
+export * from './generateDynamics';
 
 export interface PaperFigure {
   /** File stem under figures/ (the exported function's name). */
@@ -44,6 +55,33 @@ export const PAPER_FIGURES: readonly PaperFigure[] = [
     make(path) {
       const d = readC1C2Data(path);
       return { figure: fig2bExplorationBlackHole({ blackHole: d.blackHole, tracker: d.tracker }), numbers: c2Numbers({ blackHole: d.blackHole, tracker: d.tracker }) };
+    },
+  },
+  {
+    name: 'fig4aGradientNorm',
+    claim: 'C5',
+    dataFile: 'dynamics.json',
+    make(path) {
+      const d = readDynamicsData(path).methods;
+      return { figure: fig4aGradientNorm(d), numbers: c5Numbers(d) };
+    },
+  },
+  {
+    name: 'fig5Entropy',
+    claim: 'C7',
+    dataFile: 'dynamics.json',
+    make(path) {
+      const d = readDynamicsData(path).methods;
+      return { figure: fig5Entropy(d), numbers: c7Numbers(d) };
+    },
+  },
+  {
+    name: 'fig6TrainingCurves',
+    claim: 'C8',
+    dataFile: 'dynamics.json',
+    make(path) {
+      const d = readDynamicsData(path).methods;
+      return { figure: fig6TrainingCurves(d), numbers: c8Numbers(d) };
     },
   },
 ];

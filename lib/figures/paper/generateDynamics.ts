@@ -1,0 +1,249 @@
+/**
+ * Training dynamics of OPD, AOPD and GKD (claims C5, C7, C8; AOPD Fig. 4a, 5, 6): the data file, its reader,
+ * its generator and the seed band every dynamics figure draws.
+ *
+ *   data/figures/dynamics.json  per method, per seed (0, 1, 2), per step, read from the run folders of the built-in
+ *                               sweep specs/dynamics.json (runs/dynamics/<runKey>/):
+ *       metrics.jsonl  grad/param_norm (||dL/dtheta||_2 before Adam), entropy/student_mean (nats, on the step's
+ *                      rollouts), objective/intervention/ratio (aopd only)
+ *       eval.jsonl     eval/pass@1, eval/pass@4, eval/pass@8 (math task; step 0 = the warm-up student)
+ *   Every number is rounded to 5 significant digits (100 steps x 9 runs: no downsampling needed).
+ *
+ * Seed band (`seedBand`): at every step the mean over seeds, the min and max over seeds (the band the figures
+ * shade), and the 95% confidence half-width of the mean, t_{0.975, n-1} s / sqrt(n), s the sample standard
+ * deviation (ddof 1) over the n seeds (t_{0.975, 2} = 4.303 for 3 seeds; Student's t table).
+ *
+ *   opdlab sweep specs/dynamics.json --workers 2     # the 9 runs (about 5 min on 2 cores)
+ *   opdlab figures --generate dynamics                # this file's generator, then draws
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { figureDataPath } from '../data';
+import { projectPaths } from '../paths';
+import { expandSpec, loadSpec } from '../../sweep/spec';
+import { distillJob } from '../../sweep/distillJob';
+import { codeVersion } from '../../train/runKey';
+
+export const DYNAMICS_METHODS = ['opd', 'aopd', 'gkd'] as const;
+export const DYNAMICS_SWEEP_COMMAND = 'npm run build && node dist/bin/opdlab.js sweep specs/dynamics.json --workers 2';
+export const DYNAMICS_DATA_COMMAND = 'node dist/bin/opdlab.js figures --generate dynamics';
+
+/** Curves of one method: `step` shared by the seeds, one array per seed in `<series>[seed index]`. */
+export interface MethodCurves {
+  seeds: number[];
+  runKeys: string[];
+  /** Training steps 1..S. */
+  trainStep: number[];
+  gradNorm: number[][];
+  entropy: number[][];
+  /** objective/intervention/ratio (AOPD only; absent otherwise). */
+  interventionRatio?: number[][];
+  /** Evaluation steps (0 = warm-up student). */
+  evalStep: number[];
+  pass1: number[][];
+  pass4: number[][];
+  pass8: number[][];
+}
+
+export interface DynamicsData {
+  source: Record<string, unknown>;
+  methods: Record<string, MethodCurves>;
+}
+
+export type TrainSeries = 'gradNorm' | 'entropy' | 'interventionRatio';
+export type EvalSeries = 'pass1' | 'pass4' | 'pass8';
+
+/** Two-sided 95% Student t quantiles t_{0.975, df}, df = 1..10 (standard table); 1.96 beyond. */
+const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+
+export function t975(df: number): number {
+  if (!Number.isInteger(df) || df < 1) throw new Error(`t975: df must be an integer >= 1, got ${df}`);
+  return df <= T975.length ? T975[df - 1] : 1.96;
+}
+
+export interface SeedStats {
+  mean: number;
+  min: number;
+  max: number;
+  /** 95% CI half-width of the mean (NaN for one seed). */
+  ci95: number;
+}
+
+/** Mean, min, max and 95% CI half-width of the mean over the values (one per seed). */
+export function seedStats(values: readonly number[]): SeedStats {
+  const n = values.length;
+  if (n === 0) throw new Error('seedStats: values must hold at least one number');
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const ci95 = n < 2 ? NaN : (t975(n - 1) * Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1))) / Math.sqrt(n);
+  return { mean, min: Math.min(...values), max: Math.max(...values), ci95 };
+}
+
+export interface SeedBand {
+  mean: number[];
+  min: number[];
+  max: number[];
+  ci95: number[];
+}
+
+/** `seedStats` at every step of per-seed series (all the same length). */
+export function seedBand(perSeed: readonly (readonly number[])[]): SeedBand {
+  if (perSeed.length === 0) throw new Error('seedBand: perSeed must hold at least one series');
+  const T = perSeed[0].length;
+  perSeed.forEach((s, i) => {
+    if (s.length !== T) throw new Error(`seedBand: series ${i} has ${s.length} steps, expected ${T} (as series 0)`);
+  });
+  const out: SeedBand = { mean: [], min: [], max: [], ci95: [] };
+  for (let t = 0; t < T; t++) {
+    const s = seedStats(perSeed.map((x) => x[t]));
+    out.mean.push(s.mean);
+    out.min.push(s.min);
+    out.max.push(s.max);
+    out.ci95.push(s.ci95);
+  }
+  return out;
+}
+
+/** Per-seed mean of each series over its last `frac` share of entries (at least one). */
+export function tailMeans(perSeed: readonly (readonly number[])[], frac: number): number[] {
+  return perSeed.map((s) => {
+    const k = Math.max(1, Math.round(s.length * frac));
+    const tail = s.slice(s.length - k);
+    return tail.reduce((a, b) => a + b, 0) / tail.length;
+  });
+}
+
+function missingMessage(path: string): string {
+  return `figure data ${path} is missing; make it with: ${DYNAMICS_SWEEP_COMMAND} && ${DYNAMICS_DATA_COMMAND}`;
+}
+
+/** data/figures/dynamics.json (or `path`), checked: every method has equal-length series per seed. */
+export function readDynamicsData(path: string = figureDataPath('dynamics.json')): DynamicsData {
+  if (!existsSync(path)) throw new Error(missingMessage(path));
+  let d: DynamicsData;
+  try {
+    d = JSON.parse(readFileSync(path, 'utf8')) as DynamicsData;
+  } catch (e) {
+    throw new Error(`figure data ${path} is not valid JSON (${(e as Error).message}); regenerate it with: ${DYNAMICS_DATA_COMMAND}`);
+  }
+  if (!d.methods || typeof d.methods !== 'object' || Object.keys(d.methods).length === 0) throw new Error(`figure data ${path}: 'methods' is missing or empty`);
+  for (const [m, c] of Object.entries(d.methods)) checkCurves(`figure data ${path}: methods.${m}`, c);
+  return d;
+}
+
+function checkCurves(where: string, c: MethodCurves): void {
+  const S = c.seeds?.length ?? 0;
+  if (S === 0) throw new Error(`${where}: 'seeds' is empty`);
+  const check = (name: string, xs: number[][] | undefined, len: number) => {
+    if (!Array.isArray(xs) || xs.length !== S) throw new Error(`${where}.${name} must hold one series per seed (${S})`);
+    xs.forEach((x, i) => {
+      if (!Array.isArray(x) || x.length !== len) throw new Error(`${where}.${name}[${i}] has ${x?.length} entries, expected ${len} (one per step)`);
+    });
+  };
+  check('gradNorm', c.gradNorm, c.trainStep.length);
+  check('entropy', c.entropy, c.trainStep.length);
+  if (c.interventionRatio) check('interventionRatio', c.interventionRatio, c.trainStep.length);
+  for (const k of ['pass1', 'pass4', 'pass8'] as const) check(k, c[k], c.evalStep.length);
+}
+
+const r5 = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(5)) : x);
+
+function readJsonl(file: string): Record<string, unknown>[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The series of one finished run folder (metrics.jsonl, eval.jsonl). */
+export function readRunCurves(dir: string): { trainStep: number[]; gradNorm: number[]; entropy: number[]; interventionRatio: number[] | null; evalStep: number[]; pass1: number[]; pass4: number[]; pass8: number[] } {
+  const rows = readJsonl(join(dir, 'metrics.jsonl')).filter((r) => r.phase === 'distill');
+  const num = (r: Record<string, unknown>, k: string, file: string): number => {
+    const v = r[k];
+    if (typeof v !== 'number') throw new Error(`${join(dir, file)}: step ${r.step} has no number '${k}'`);
+    return r5(v);
+  };
+  const hasRatio = rows.length > 0 && typeof rows[0]['objective/intervention/ratio'] === 'number';
+  const evals = readJsonl(join(dir, 'eval.jsonl')).filter((r) => r.task === 'math' || r.task === undefined);
+  return {
+    trainStep: rows.map((r) => r.step as number),
+    gradNorm: rows.map((r) => num(r, 'grad/param_norm', 'metrics.jsonl')),
+    entropy: rows.map((r) => num(r, 'entropy/student_mean', 'metrics.jsonl')),
+    interventionRatio: hasRatio ? rows.map((r) => num(r, 'objective/intervention/ratio', 'metrics.jsonl')) : null,
+    evalStep: evals.map((r) => r.step as number),
+    pass1: evals.map((r) => num(r, 'eval/pass@1', 'eval.jsonl')),
+    pass4: evals.map((r) => num(r, 'eval/pass@4', 'eval.jsonl')),
+    pass8: evals.map((r) => num(r, 'eval/pass@8', 'eval.jsonl')),
+  };
+}
+
+export interface DynamicsGenerateOptions {
+  /** Folder holding the sweeps. Default <root>/runs. */
+  runsRoot: string;
+  /** The sweep spec. Default <root>/specs/dynamics.json. */
+  spec: string;
+  /** Output file; null = do not write. Default data/figures/dynamics.json. */
+  out: string | null;
+  log: (line: string) => void;
+}
+
+/**
+ * Collects the curves of the finished runs of specs/dynamics.json into data/figures/dynamics.json (file header).
+ * Runs are found by the run keys the spec expands to now; missing or unfinished runs are an error naming the sweep
+ * command.
+ */
+export function generateDynamicsData(options: Partial<DynamicsGenerateOptions> = {}): DynamicsData {
+  const paths = projectPaths();
+  const o: DynamicsGenerateOptions = { runsRoot: paths.runs, spec: join(paths.root, 'specs', 'dynamics.json'), out: figureDataPath('dynamics.json'), log: () => undefined, ...options };
+  const { spec } = loadSpec(o.spec);
+  const cells = expandSpec(spec, distillJob);
+  const sweepDir = join(o.runsRoot, spec.name);
+  const missing: string[] = [];
+  for (const c of cells) {
+    const dir = join(sweepDir, c.key);
+    const status = existsSync(join(dir, 'status')) ? readFileSync(join(dir, 'status'), 'utf8').split('\n')[0].trim() : 'missing';
+    if (status !== 'done' || !existsSync(join(dir, 'metrics.jsonl')) || !existsSync(join(dir, 'eval.jsonl'))) missing.push(`${c.name} (${status})`);
+  }
+  if (missing.length > 0) {
+    throw new Error(`generateDynamicsData: ${missing.length} of ${cells.length} runs of ${o.spec} are not finished under ${sweepDir}: ${missing.join(', ')}; make them with: ${DYNAMICS_SWEEP_COMMAND}`);
+  }
+  const methods: Record<string, MethodCurves> = {};
+  for (const c of cells) {
+    const method = c.values.method;
+    const r = readRunCurves(join(sweepDir, c.key));
+    const m = (methods[method] ??= { seeds: [], runKeys: [], trainStep: r.trainStep, gradNorm: [], entropy: [], evalStep: r.evalStep, pass1: [], pass4: [], pass8: [] });
+    if (r.trainStep.join() !== m.trainStep.join() || r.evalStep.join() !== m.evalStep.join()) throw new Error(`generateDynamicsData: run ${c.name} logged other steps than the first seed of ${method}`);
+    m.seeds.push(Number(c.values.seed));
+    m.runKeys.push(c.key);
+    m.gradNorm.push(r.gradNorm);
+    m.entropy.push(r.entropy);
+    if (r.interventionRatio) (m.interventionRatio ??= []).push(r.interventionRatio);
+    m.pass1.push(r.pass1);
+    m.pass4.push(r.pass4);
+    m.pass8.push(r.pass8);
+    o.log(`read ${c.name}: ${r.trainStep.length} steps, ${r.evalStep.length} evaluations`);
+  }
+  const first = cells[0].config;
+  const data: DynamicsData = {
+    source: {
+      command: `${DYNAMICS_SWEEP_COMMAND} && ${DYNAMICS_DATA_COMMAND}`,
+      generator: 'lib/figures/paper/generateDynamics.ts',
+      spec: 'specs/dynamics.json',
+      code: codeVersion(),
+      task: first.task.name,
+      warmupSteps: first.warmup.steps,
+      distill: { steps: first.distill.steps, prompts: first.distill.prompts, rollouts: first.distill.rollouts, lr: first.distill.lr },
+      eval: first.eval,
+      createdAt: new Date().toISOString(),
+    },
+    methods,
+  };
+  for (const [m, c] of Object.entries(methods)) checkCurves(`generateDynamicsData: ${m}`, c);
+  if (o.out) {
+    mkdirSync(dirname(o.out), { recursive: true });
+    const tmp = `${o.out}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(data)}\n`);
+    renameSync(tmp, o.out);
+    o.log(`wrote ${o.out}`);
+  }
+  return data;
+}
