@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
+import type { TeacherTopK } from '../lib/objectives/types';
 
 /** Asserts |a - b| <= atol + rtol |b| elementwise, reporting the worst index. */
 export function expectAllclose(actual: ArrayLike<number>, expected: ArrayLike<number>, opts: { rtol?: number; atol?: number; label?: string } = {}): void {
@@ -69,4 +70,10 @@ export function expectNoLeak(fn: () => void): void {
   const before = tf.memory().numTensors;
   fn();
   expect(tf.memory().numTensors, 'tensor leak: numTensors changed after warm-up').toBe(before);
+}
+
+/** A top-K teacher dump carrying only log pT(y_t) (the top-K arrays are a dummy k = 1), for sampled-token objectives. */
+export function sampledTeacher(logpT_N: ArrayLike<number>): TeacherTopK {
+  const n = logpT_N.length;
+  return { k: 1, topkIds_NK: new Int32Array(n), topkLogprobs_NK: new Float32Array(n), sampledLogprobs_N: Float32Array.from(logpT_N) };
 }

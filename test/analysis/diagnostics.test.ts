@@ -8,6 +8,7 @@ import '../../lib/objectives/opd';
 import type { DistillBatch } from '../../lib/objectives/types';
 import { loadFixture } from '../fixtures';
 import { expectAllclose, expectNoLeak, randn } from '../helpers';
+import { disposeBatch } from '../../lib/objectives/synthetic';
 
 const fixture = loadFixture<any>('analysis');
 const upd = fixture.cases.find((c: { kind: string }) => c.kind === 'updates');
@@ -22,11 +23,6 @@ function fixtureBatch(): DistillBatch {
     seqIds_N: Int32Array.from(upd.seqIds),
     teacher: { logits_NV: tf.tensor2d(upd.teacherLogits, [upd.N, upd.V]) },
   };
-}
-
-function dispose(b: DistillBatch): void {
-  b.studentLogits_NV.dispose();
-  if (b.teacher && 'logits_NV' in b.teacher) b.teacher.logits_NV.dispose();
 }
 
 describe('entropyStats', () => {
@@ -63,7 +59,7 @@ describe('entropyStats', () => {
     const hot = entropyStats({ studentLogits_NV: b.studentLogits_NV, teacherLogits_NV: t, temperature: 2 });
     expectAllclose(hot.studentEntropy_N, upd.entropy.studentT2, { rtol: 1e-5, atol: 1e-6 });
     expectAllclose(hot.teacherEntropy_N!, upd.entropy.teacherT2, { rtol: 1e-5, atol: 1e-6 });
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('bad input, one token, memory', () => {
@@ -112,7 +108,7 @@ describe('gradient norms', () => {
     expectAllclose([g.metrics['grad/batch_norm']], [0.9457236], { atol: 1e-6 });
     expect(g.reduction).toBe('token-mean');
     expectAllclose([gradientStats('opd', b, {}, 'sum').metrics['grad/batch_norm']], [0.9457236 * 2], { atol: 1e-6 });
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('matches PyTorch', () => {
@@ -123,7 +119,7 @@ describe('gradient norms', () => {
     expectAllclose([g.metrics['grad/token_norm_mean'], g.metrics['grad/token_norm_var'], g.metrics['grad/batch_norm'], g.metrics['grad/seq_norm_var']],
       [r.tokenMean, r.tokenVar, r.batchNormTokenMean, r.seqVar], { rtol: 1e-5, atol: 1e-8 });
     expectAllclose(g.seqNorm_S!, r.seq, { rtol: 1e-5 });
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('bad input and memory', () => {
@@ -137,7 +133,7 @@ describe('gradient norms', () => {
     expectNoLeak(() => {
       gradientStats('opd', b);
     });
-    dispose(b);
+    disposeBatch(b);
   });
 });
 
@@ -188,7 +184,7 @@ describe('intervention ratio', () => {
       if (Number(input2.teacherLogprobs_N[i as never]) - Number(input2.studentLogprobs_N[i as never]) <= 0) nonPos++;
     }
     expect(s.metrics['intervention/ratio']).toBe(nonPos / count);
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('bad input and memory', () => {
@@ -201,7 +197,7 @@ describe('intervention ratio', () => {
     expectNoLeak(() => {
       interventionStats(sampledLogprobsFromBatch(b));
     });
-    dispose(b);
+    disposeBatch(b);
   });
 });
 
@@ -228,7 +224,7 @@ describe('top-K diagnostics', () => {
     };
     for (const [k, v] of Object.entries(want)) expectAllclose([m[k]], [v], { atol: 1e-6, label: k });
     expectAllclose(d.truncatedFkl_N, [0.7184143, -0.1620774], { atol: 1e-6 });
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('matches PyTorch; a top-K teacher gives the same numbers as the full one', () => {
@@ -239,7 +235,7 @@ describe('top-K diagnostics', () => {
     const dump: DistillBatch = { ...b, teacher: { k: r.k, topkIds_NK: Int32Array.from(r.teacherIds), topkLogprobs_NK: Float32Array.from(r.teacherLogprobs), sampledLogprobs_N: Float32Array.from(r.teacherSampled) } };
     const e = topKDiagnostics(dump, r.k);
     for (const [k, v] of Object.entries(d.metrics)) expectAllclose([e.metrics[k]], [v], { rtol: 1e-5, atol: 1e-6, label: `dump ${k}` });
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('K sweep: masses grow with K; K = V captures everything', () => {
@@ -249,7 +245,7 @@ describe('top-K diagnostics', () => {
     for (let i = 1; i < 4; i++) expect(tm[i]).toBeGreaterThanOrEqual(tm[i - 1]);
     expectAllclose([tm[3], s.metrics['topk/student_mass'][3], s.metrics['topk/overlap_ratio'][3], s.metrics['topk/clamp_frac'][3], s.metrics['topk/teacher_tail_mass'][3]], [1, 1, 1, 0, 0], { atol: 1e-6 });
     expect(Array.from(s.k_K)).toEqual([1, 2, 4, upd.V]);
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('bad input and memory', () => {
@@ -260,6 +256,6 @@ describe('top-K diagnostics', () => {
     expectNoLeak(() => {
       topKDiagnostics(b, 3);
     });
-    dispose(b);
+    disposeBatch(b);
   });
 });

@@ -9,6 +9,7 @@ import '../../lib/objectives/opd';
 import type { DistillBatch } from '../../lib/objectives/types';
 import { loadFixture } from '../fixtures';
 import { expectAllclose, expectNoLeak, randn } from '../helpers';
+import { disposeBatch } from '../../lib/objectives/synthetic';
 
 interface UpdateCase {
   kind: 'updates';
@@ -46,11 +47,6 @@ function fixtureBatch(c: UpdateCase): DistillBatch {
     seqIds_N: Int32Array.from(c.seqIds),
     teacher: { logits_NV: tf.tensor2d(c.teacherLogits, [c.N, c.V]) },
   };
-}
-
-function dispose(b: DistillBatch): void {
-  b.studentLogits_NV.dispose();
-  if (b.teacher && 'logits_NV' in b.teacher) b.teacher.logits_NV.dispose();
 }
 
 /** A random on-policy-like batch with a full teacher. */
@@ -143,7 +139,7 @@ describe('logit updates and the black hole: hand-checkable', () => {
     expectAllclose(half.update_NV.slice(0, 3), [-0.2197225, 0.0549306, 0.1647918], { atol: 1e-6 });
     expect(Array.from(half.update_NV.slice(6, 9))).toEqual([0, 0, 0]);
     expect(half.reduction).toBe('sum');
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('blackHole', () => {
@@ -159,7 +155,7 @@ describe('logit updates and the black hole: hand-checkable', () => {
     expectAllclose([a.updateVStar_P[0], a.promotionRatio_P[0]], [0.42, 1], { atol: 1e-6 });
     expect(m.metrics['blackhole/count']).toBe(1);
     expectAllclose([m.metrics['blackhole/frac_negative'], m.metrics['blackhole/opd/promotion_ratio_mean'], m.metrics['blackhole/fkl/update_vstar_mean']], [0.5, 1 / 3, 0.4], { atol: 1e-6 });
-    dispose(b);
+    disposeBatch(b);
   });
 
   // A = -2, pT = 0.6, m = 0.8, step 0.5 at pS = 0, 0.1, 0.5:
@@ -209,7 +205,7 @@ describe('logit updates: identities', () => {
       const want = b.mask_N[r] ? forwardKLUpdate(pT.subarray(r * 11, (r + 1) * 11), pS.subarray(r * 11, (r + 1) * 11), step) : new Float64Array(11);
       expectAllclose(fkl.subarray(r * 11, (r + 1) * 11), want, { rtol: 1e-4, atol: 1e-6 });
     }
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('every update row sums to 0; aopd at eta = -1 is opd, at eta = 1 with K = V is forward KL', () => {
@@ -222,7 +218,7 @@ describe('logit updates: identities', () => {
     }
     expectAllclose(logitUpdate('aopd', b, { eta: -1, topK: 3 }).update_NV, opd, { rtol: 1e-5, atol: 1e-7 });
     expectAllclose(logitUpdate('aopd', b, { eta: 1, topK: 7 }).update_NV, fkl, { rtol: 1e-5, atol: 1e-7 });
-    dispose(b);
+    disposeBatch(b);
   });
 });
 
@@ -233,7 +229,7 @@ describe('logit updates and the black hole: PyTorch reference', () => {
     expectAllclose(logitUpdate('opd', b, {}, { step: upd.step }).update_NV, upd.opd, { ...tol, label: 'opd' });
     expectAllclose(logitUpdate('gkd', b, { beta: 0, topK: 0 }, { step: upd.step }).update_NV, upd.fkl, { ...tol, label: 'fkl' });
     expectAllclose(logitUpdate('aopd', b, { topK: 4 }, { step: upd.step }).update_NV, upd.aopd_k4, { ...tol, label: 'aopd' });
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('v*, rank, probabilities, updates at v* and promotion ratios', () => {
@@ -251,7 +247,7 @@ describe('logit updates and the black hole: PyTorch reference', () => {
       expectAllclose(o.updateVStar_P, want.updateVStar, { rtol: 1e-4, atol: 1e-6, label: o.label });
       expectAllclose(o.promotionRatio_P, want.promotionRatio, { rtol: 1e-4, atol: 1e-6, label: o.label });
     }
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('a top-K teacher gives the same v* as the full teacher', () => {
@@ -269,7 +265,7 @@ describe('logit updates and the black hole: PyTorch reference', () => {
     const m = blackHole(topk, { objectives: [{ name: 'opd' }] });
     expect(Array.from(m.vStar_P)).toEqual(upd.blackhole.vStar);
     expectAllclose(m.pTVStar_P, upd.blackhole.pTVStar, { rtol: 1e-5 });
-    dispose(b);
+    disposeBatch(b);
   });
 });
 
@@ -347,7 +343,7 @@ describe('black hole: bad input and memory', () => {
     expect(() => blackHoleCurves({ pS_G: [0.5, 1.5] })).toThrow(/pS_G entry must be a number in \[0, 1\]/);
     expect(() => blackHoleCurves({ pT: [0.5] })).toThrow(/one per grid point \(41\)/);
     nan.dispose();
-    dispose(b);
+    disposeBatch(b);
   });
 
   it('no position with A < 0: count 0 and a note, not a silent NaN', () => {
@@ -367,6 +363,6 @@ describe('black hole: bad input and memory', () => {
       logitUpdate('aopd', b, { topK: 3 });
       blackHole(b, { objectives: [{ name: 'opd' }, { name: 'aopd', options: { topK: 3 } }] });
     });
-    dispose(b);
+    disposeBatch(b);
   });
 });

@@ -10,6 +10,7 @@ import type { DistillBatch, Reduction, TeacherTopK } from '../../lib/objectives/
 import { klStudentTeacher, klTeacherStudent } from '../../lib/probs/divergences';
 import { loadFixture } from '../fixtures';
 import { expectAllclose, expectNoLeak, randInts, randn } from '../helpers';
+import { disposeBatch } from '../../lib/objectives/synthetic';
 
 const N = 6;
 const V = 11;
@@ -30,11 +31,6 @@ function batchOf(student: ArrayLike<number>, teacher: ArrayLike<number>, rows: n
     seqIds_N: Int32Array.from({ length: rows }, (_, i) => (i < rows / 2 ? 0 : 1)),
     teacher: { logits_NV: tf.tensor2d(Float32Array.from(teacher), [rows, vocab]) },
   };
-}
-
-function dispose(batch: DistillBatch): void {
-  batch.studentLogits_NV.dispose();
-  if (batch.teacher && 'logits_NV' in batch.teacher) batch.teacher.logits_NV.dispose();
 }
 
 function run(batch: DistillBatch, options: Record<string, unknown>, reduction: Reduction = 'token-mean'): Run {
@@ -110,7 +106,7 @@ describe('gkd: hand-checked values (one token, V = 2 or 3)', () => {
         expectAllclose(r.perToken, [c.loss], { rtol: 1e-6, atol: 1e-7 });
         expectAllclose(r.grad, c.grad, { rtol: 1e-5, atol: 1e-7 });
         expect(r.metrics['loss/gkd']).toBeCloseTo(c.loss, 6);
-        dispose(batch);
+        disposeBatch(batch);
       });
     }
   }
@@ -124,7 +120,7 @@ describe('gkd: hand-checked values (one token, V = 2 or 3)', () => {
       expectAllclose([r.loss], [0.75 * Math.log(1.5) + 0.25 * Math.log(0.5)], { rtol: 1e-6, atol: 1e-7 });
       expectAllclose(r.grad, [-0.25, 0.25, 0], { rtol: 1e-5, atol: 1e-7 });
       expectAllclose([r.metrics['topk/student_mass'], r.metrics['topk/teacher_mass']], [2 / (2 + Math.exp(7)), 4 / (4 + Math.exp(-5))], { rtol: 1e-5 });
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
 });
@@ -143,7 +139,7 @@ describe('gkd: identities and limits', () => {
       expectAllclose(run(batch, { beta: 0, fused }).perToken, fwd, { rtol: 1e-5, atol: 1e-6 });
       expectAllclose(run(batch, { beta: 1, fused }).perToken, rev, { rtol: 1e-5, atol: 1e-6 });
       tf.dispose([logpS, logpT]);
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
 
@@ -159,7 +155,7 @@ describe('gkd: identities and limits', () => {
         }
       }
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it("'none' (sub-normalised support): zero loss at identity, but the end KLs still push mass onto the support", () => {
@@ -173,7 +169,7 @@ describe('gkd: identities and limits', () => {
       const mid = run(batch, { beta: 0.5, topK: 4, supportNorm: 'none', fused });
       expectAllclose(mid.grad, new Float32Array(N * V), { atol: 1e-6 }); // interior: log M = log pT at identity
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it("K = V with 'both' equals the full-vocabulary divergence (loss, perToken, gradient)", () => {
@@ -183,7 +179,7 @@ describe('gkd: identities and limits', () => {
         expectSame(run(batch, { beta, topK: V, supportNorm: 'both', fused }), run(batch, { beta, topK: 0, fused }), `beta ${beta} fused ${fused}`);
       }
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it('jsd_beta(T, S) == jsd_{1-beta}(S, T) with the roles swapped (full vocabulary)', () => {
@@ -195,8 +191,8 @@ describe('gkd: identities and limits', () => {
       expectAllclose(x.perToken, y.perToken, { rtol: 1e-5, atol: 1e-7, label: `beta ${beta}` });
       expectAllclose([x.loss], [y.loss], { rtol: 1e-5, label: `beta ${beta}` });
     }
-    dispose(ab);
-    dispose(ba);
+    disposeBatch(ab);
+    disposeBatch(ba);
   });
 
   it('the interior is a scaled divergence: JSD_beta / beta -> KL(T||S) and JSD_beta / (1 - beta) -> KL(S||T)', () => {
@@ -209,7 +205,7 @@ describe('gkd: identities and limits', () => {
     expectAllclose([run(batch, { beta: 1 - eps }).loss / eps], [rev], { rtol: 1e-3 });
     // so the loss jumps at the ends: beta = eps is ~eps times beta = 0 (TRL / ms-swift behaviour, kept)
     expect(run(batch, { beta: eps }).loss).toBeLessThan(1e-3 * fwd);
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it('temperature: loss(z, t; tau) = loss(z / tau, t / tau; 1) and grad(z; tau) = grad(z / tau; 1) / tau', () => {
@@ -224,8 +220,8 @@ describe('gkd: identities and limits', () => {
         expectAllclose(a.grad, Float32Array.from(b.grad, (x) => x / tau), { rtol: 1e-4, atol: 1e-6, label: JSON.stringify(o) });
       }
     }
-    dispose(hot);
-    dispose(cold);
+    disposeBatch(hot);
+    disposeBatch(cold);
   });
 
   it('a top-K dump gives the same result as the full teacher on the same support', () => {
@@ -245,7 +241,7 @@ describe('gkd: identities and limits', () => {
     const b = run(dump, { topK: 4, temperature: 1.7, fused: true });
     expectAllclose(a.grad, b.grad, { rtol: 1e-4, atol: 1e-6 });
     expect(b.metrics['topk/teacher_mass']).toBeUndefined();
-    dispose(full);
+    disposeBatch(full);
     dump.studentLogits_NV.dispose();
   });
 
@@ -259,7 +255,7 @@ describe('gkd: identities and limits', () => {
         expect(Array.from(r.perToken)).toEqual(new Array(N).fill(0));
       }
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it("reduction 'sum' is token-mean times the number of masked tokens", () => {
@@ -268,7 +264,7 @@ describe('gkd: identities and limits', () => {
     const sum = run(batch, { topK: 4 }, 'sum');
     expectAllclose([sum.loss], [mean.loss * 5], { rtol: 1e-6 });
     expectAllclose(sum.grad, Float32Array.from(mean.grad, (x) => x * 5), { rtol: 1e-5, atol: 1e-8 });
-    dispose(batch);
+    disposeBatch(batch);
   });
 });
 
@@ -294,7 +290,7 @@ describe('gkd: fused kernel == composed reference', () => {
           }
         }
       }
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
   it("reductions 'seq-mean-token-mean' and 'sum' agree too", () => {
@@ -304,7 +300,7 @@ describe('gkd: fused kernel == composed reference', () => {
         expectSame(run(batch, { ...o, fused: true }, reduction), run(batch, { ...o, fused: false }, reduction), `${reduction} ${JSON.stringify(o)}`);
       }
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 });
 
@@ -389,7 +385,7 @@ describe('gkd: tensor leaks', () => {
       }
       expectNoLeak(() => run(dump, { topK: 4, temperature: 2, fused }));
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 });
 
@@ -412,7 +408,7 @@ describe('gkd: bad input gets a clear error', () => {
     it(name, () => {
       const batch = batchOf(s, t, N, V);
       expect(() => computeObjective('gkd', batch, options)).toThrow(message);
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
   it('NaN student logits name the argument and position', () => {
@@ -420,7 +416,7 @@ describe('gkd: bad input gets a clear error', () => {
     x[2 * V + 3] = NaN;
     const batch = batchOf(x, t, N, V);
     expect(() => computeObjective('gkd', batch)).toThrow(/batch.studentLogits_NV must be finite, found NaN at row 2, column 3/);
-    dispose(batch);
+    disposeBatch(batch);
   });
   it('a top-K teacher: full-vocabulary gkd, K larger than the dump, and temperature with a non-renormalised support', () => {
     const batch = batchOf(s, t, N, V);
@@ -429,6 +425,6 @@ describe('gkd: bad input gets a clear error', () => {
     expect(() => computeObjective('gkd', dump, { topK: 5 })).toThrow(/option topK = 5 exceeds the top-K teacher's width k = 4/);
     expect(() => computeObjective('gkd', dump, { topK: 4, temperature: 2, supportNorm: 'none' })).toThrow(/works only with supportNorm 'both'/);
     expect(() => computeObjective('gkd', { ...batch, teacher: undefined })).toThrow(/batch.teacher is required/);
-    dispose(batch);
+    disposeBatch(batch);
   });
 });

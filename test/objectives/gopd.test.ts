@@ -4,33 +4,14 @@ import { GOPD_DEFAULTS } from '../../lib/objectives/gopd';
 import { computeObjective, objectiveLossAndGrad } from '../../lib/objectives/registry';
 import type { DistillBatch, Reduction, TeacherTopK } from '../../lib/objectives/types';
 import { loadFixture } from '../fixtures';
-import { expectAllclose, expectNoLeak, randInts, randn } from '../helpers';
-
-/** A top-K teacher dump that carries only what gopd reads: log pT(y_t) (the top-K arrays are a dummy k = 1). */
-function sampledTeacher(logpT_N: ArrayLike<number>): TeacherTopK {
-  const n = logpT_N.length;
-  return { k: 1, topkIds_NK: new Int32Array(n), topkLogprobs_NK: new Float32Array(n), sampledLogprobs_N: Float32Array.from(logpT_N) };
-}
+import { expectAllclose, expectNoLeak, randInts, randn, sampledTeacher } from '../helpers';
+import { rowLogSoftmax64 } from '../../lib/analysis/values';
 
 function run(batch: DistillBatch, options: Record<string, unknown>, reduction: Reduction = 'token-mean') {
   const out = objectiveLossAndGrad('gopd', batch, options, reduction);
   const grad = Array.from(out.grad_NV.dataSync());
   out.grad_NV.dispose();
   return { ...out, grad };
-}
-
-/** log-softmax of rows in float64 (test-side reference). */
-function logSoftmaxRows(z: ArrayLike<number>, rows: number, v: number): Float64Array {
-  const out = new Float64Array(rows * v);
-  for (let r = 0; r < rows; r++) {
-    let max = -Infinity;
-    for (let j = 0; j < v; j++) max = Math.max(max, z[r * v + j]);
-    let s = 0;
-    for (let j = 0; j < v; j++) s += Math.exp(z[r * v + j] - max);
-    const lse = max + Math.log(s);
-    for (let j = 0; j < v; j++) out[r * v + j] = z[r * v + j] - lse;
-  }
-  return out;
 }
 
 describe('gopd: hand-checkable', () => {
@@ -77,8 +58,8 @@ describe('gopd: identities', () => {
   const tokens_N = randInts(N, V, 103);
   const mask_N = new Float32Array([0, 1, 1, 1, 0, 1, 1, 1, 1]);
   const ref_N = Float32Array.from(randn(N, 104), (x) => -Math.abs(x) * 2);
-  const logpS = logSoftmaxRows(zData, N, V);
-  const logpT = logSoftmaxRows(tData, N, V);
+  const logpS = rowLogSoftmax64(zData, N, V);
+  const logpT = rowLogSoftmax64(tData, N, V);
   const make = (extra: Partial<DistillBatch> = {}): DistillBatch => ({
     studentLogits_NV: tf.tensor2d(zData, [N, V]),
     tokens_N,
@@ -141,8 +122,8 @@ describe('gopd: identities', () => {
   it('the expected gradient is the gradient of KL(pS || pT^lambda pRef^(1-lambda))', () => {
     const v = 5;
     const zRow = randn(v, 111, 1);
-    const lpT = logSoftmaxRows(randn(v, 112, 1), 1, v);
-    const lpR = logSoftmaxRows(randn(v, 113, 1), 1, v);
+    const lpT = rowLogSoftmax64(randn(v, 112, 1), 1, v);
+    const lpR = rowLogSoftmax64(randn(v, 113, 1), 1, v);
     const lambda = 1.7;
     const zAll = new Float32Array(v * v);
     for (let y = 0; y < v; y++) zAll.set(zRow, y * v);
@@ -154,7 +135,7 @@ describe('gopd: identities', () => {
       refLogprobs_N: Float32Array.from(lpR),
     };
     const out = run(batch, { lambda }, 'sum');
-    const pS = logSoftmaxRows(zRow, 1, v).map(Math.exp);
+    const pS = rowLogSoftmax64(zRow, 1, v).map(Math.exp);
     const expectedPg = new Float64Array(v);
     for (let y = 0; y < v; y++) for (let j = 0; j < v; j++) expectedPg[j] += pS[y] * out.grad[y * v + j];
     const target = tf.tensor1d(Array.from(lpT, (t, j) => lambda * t + (1 - lambda) * lpR[j]));

@@ -6,31 +6,14 @@ import { computeObjective, objectiveLossAndGrad } from '../../lib/objectives/reg
 import type { DistillBatch, Reduction, TeacherTopK } from '../../lib/objectives/types';
 import { F_DIVERGENCES, fDivergence, fDivergenceRows, unbiasedWeight, type FDivergenceName } from '../../lib/probs/fdivergences';
 import { loadFixture } from '../fixtures';
-import { expectAllclose, expectNoLeak, randInts, randn } from '../helpers';
-
-/** A top-K teacher dump that carries only what opdplus reads: log pT(y_t) (the top-K arrays are a dummy k = 1). */
-function sampledTeacher(logpT_N: ArrayLike<number>): TeacherTopK {
-  const n = logpT_N.length;
-  return { k: 1, topkIds_NK: new Int32Array(n), topkLogprobs_NK: new Float32Array(n), sampledLogprobs_N: Float32Array.from(logpT_N) };
-}
+import { expectAllclose, expectNoLeak, randInts, randn, sampledTeacher } from '../helpers';
+import { rowLogSoftmax64 } from '../../lib/analysis/values';
 
 function run(name: string, batch: DistillBatch, options: Record<string, unknown>, reduction: Reduction = 'token-mean') {
   const out = objectiveLossAndGrad(name, batch, options, reduction);
   const grad = Array.from(out.grad_NV.dataSync());
   out.grad_NV.dispose();
   return { ...out, grad };
-}
-
-function logSoftmaxRows(z: ArrayLike<number>, rows: number, v: number): Float64Array {
-  const out = new Float64Array(rows * v);
-  for (let r = 0; r < rows; r++) {
-    let max = -Infinity;
-    for (let j = 0; j < v; j++) max = Math.max(max, z[r * v + j]);
-    let s = 0;
-    for (let j = 0; j < v; j++) s += Math.exp(z[r * v + j] - max);
-    for (let j = 0; j < v; j++) out[r * v + j] = z[r * v + j] - max - Math.log(s);
-  }
-  return out;
 }
 
 describe('opdplus: hand-checkable', () => {
@@ -114,7 +97,7 @@ describe('opdplus: identities', () => {
   it('reverseKL: unbiased = stopGrad - 1, so l_unbiased = l_stopGrad + log pS', () => {
     const unb = run('opdplus', make(), { divergence: 'reverseKL', weight: 'unbiased', clampLogU: 0 });
     const sg = run('opdplus', make(), { divergence: 'reverseKL', weight: 'stopGrad', clampLogU: 0 });
-    const logpS = logSoftmaxRows(zData, N, V);
+    const logpS = rowLogSoftmax64(zData, N, V);
     expectAllclose(unb.perToken_N, Array.from(sg.perToken_N, (l, i) => l + mask_N[i] * logpS[i * V + tokens_N[i]]), { rtol: 1e-5, atol: 1e-6 });
     expectAllclose([unb.metrics['adv/mean']], [sg.metrics['adv/mean'] - 1], { rtol: 1e-6, atol: 1e-6 });
   });
@@ -129,7 +112,7 @@ describe('opdplus: identities', () => {
   // u = 1 on every sampled token (teacher log-prob = student log-prob): stopGrad -f(1) = 0 for every f;
   // unbiased w = f'(1): reverseKL -1, forwardKL +1, the others 0.
   it('at u = 1 the weights are -f(1) = 0 and f\'(1)', () => {
-    const logpS = logSoftmaxRows(zData, N, V);
+    const logpS = rowLogSoftmax64(zData, N, V);
     const teacher = sampledTeacher(Array.from(tokens_N, (y, i) => logpS[i * V + y]));
     const fPrime1: Record<FDivergenceName, number> = { reverseKL: -1, forwardKL: 1, jsd: 0, totalVariation: 0, chiSquared: 0, hellinger: 0 };
     for (const divergence of F_DIVERGENCES) {
@@ -176,8 +159,8 @@ describe('opdplus: expected policy gradient = grad D_f (claim C14)', () => {
   const c14 = loadFixture<unknown>('opdplus').meta.c14 as C14;
   const C = c14.contexts;
   const v = c14.V;
-  const logpS = logSoftmaxRows(c14.logits, C, v);
-  const logpT = logSoftmaxRows(c14.teacherLogits, C, v);
+  const logpS = rowLogSoftmax64(c14.logits, C, v);
+  const logpT = rowLogSoftmax64(c14.teacherLogits, C, v);
   // u f'(u) written out per f (independent of lib/probs/fdivergences.ts)
   const uFprime: Record<FDivergenceName, (u: number) => number> = {
     reverseKL: () => -1,

@@ -5,31 +5,14 @@ import { SCOPE_DEFAULTS } from '../../lib/objectives/scope';
 import { computeObjective, objectiveLossAndGrad } from '../../lib/objectives/registry';
 import type { DistillBatch, Reduction, TeacherTopK } from '../../lib/objectives/types';
 import { loadFixture } from '../fixtures';
-import { expectAllclose, expectNoLeak, randInts, randn } from '../helpers';
-
-/** A top-K teacher dump that carries only what scope reads: log pT(y_t) (the top-K arrays are a dummy k = 1). */
-function sampledTeacher(logpT_N: ArrayLike<number>): TeacherTopK {
-  const n = logpT_N.length;
-  return { k: 1, topkIds_NK: new Int32Array(n), topkLogprobs_NK: new Float32Array(n), sampledLogprobs_N: Float32Array.from(logpT_N) };
-}
+import { expectAllclose, expectNoLeak, randInts, randn, sampledTeacher } from '../helpers';
+import { rowLogSoftmax64 } from '../../lib/analysis/values';
 
 function run(name: string, batch: DistillBatch, options: Record<string, unknown>, reduction: Reduction = 'sum') {
   const out = objectiveLossAndGrad(name, batch, options, reduction);
   const grad = Array.from(out.grad_NV.dataSync());
   out.grad_NV.dispose();
   return { ...out, grad };
-}
-
-function logSoftmaxRows(z: ArrayLike<number>, rows: number, v: number): Float64Array {
-  const out = new Float64Array(rows * v);
-  for (let r = 0; r < rows; r++) {
-    let max = -Infinity;
-    for (let j = 0; j < v; j++) max = Math.max(max, z[r * v + j]);
-    let s = 0;
-    for (let j = 0; j < v; j++) s += Math.exp(z[r * v + j] - max);
-    for (let j = 0; j < v; j++) out[r * v + j] = z[r * v + j] - max - Math.log(s);
-  }
-  return out;
 }
 
 describe('scope: hand-checkable', () => {
@@ -106,8 +89,8 @@ describe('scope: identities', () => {
   const tokens_N = randInts(N, V, 503);
   const seqIds_N = Int32Array.from({ length: N }, (_, i) => Math.floor(i / L));
   const mask_N = Float32Array.from({ length: N }, (_, i) => (i % L === 0 ? 0 : 1));
-  const logpS = logSoftmaxRows(zData, N, V);
-  const logpT = logSoftmaxRows(tData, N, V);
+  const logpS = rowLogSoftmax64(zData, N, V);
+  const logpT = rowLogSoftmax64(tData, N, V);
   const make = (reward: number[], group: number[], extra: Partial<DistillBatch> = {}): DistillBatch => ({
     studentLogits_NV: tf.tensor2d(zData, [N, V]),
     tokens_N,

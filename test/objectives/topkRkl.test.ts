@@ -10,6 +10,7 @@ import { reductionWeights, type DistillBatch, type Reduction, type TeacherTopK }
 import { klStudentTeacher } from '../../lib/probs/divergences';
 import { loadFixture } from '../fixtures';
 import { expectAllclose, expectNoLeak, randInts, randn } from '../helpers';
+import { disposeBatch } from '../../lib/objectives/synthetic';
 
 const N = 6;
 const V = 11;
@@ -30,11 +31,6 @@ function batchOf(student: ArrayLike<number>, teacher: ArrayLike<number>, rows: n
     seqIds_N: Int32Array.from({ length: rows }, (_, i) => (i < rows / 2 ? 0 : 1)),
     teacher: { logits_NV: tf.tensor2d(Float32Array.from(teacher), [rows, vocab]) },
   };
-}
-
-function dispose(batch: DistillBatch): void {
-  batch.studentLogits_NV.dispose();
-  if (batch.teacher && 'logits_NV' in batch.teacher) batch.teacher.logits_NV.dispose();
 }
 
 function run(batch: DistillBatch, options: Record<string, unknown>, reduction: Reduction = 'token-mean'): Run {
@@ -112,7 +108,7 @@ describe('topk-rkl: hand-checked values (one token, V = 3)', () => {
       expect(r.metrics['topk/overlap']).toBe(0.5);
       expect(r.metrics['mask/special_dropped']).toBe(0);
       expect(r.metrics['clip/fraction']).toBeUndefined();
-      dispose(batch);
+      disposeBatch(batch);
     });
     it(`K = 2, clipLogRatio 0.3 (${tag})`, () => {
       // log-ratios ln(2/3) = -0.405 and ln 2 = 0.693 both clamp to -0.3 / +0.3: l = 1/2 (-0.3) + 1/2 (0.3) = 0;
@@ -122,7 +118,7 @@ describe('topk-rkl: hand-checked values (one token, V = 3)', () => {
       expectAllclose([r.loss], [0], { atol: 1e-7 });
       expectAllclose(r.grad, [-0.15, 0.15, 0], { rtol: 1e-5, atol: 1e-7 });
       expect(r.metrics['clip/fraction']).toBe(1);
-      dispose(batch);
+      disposeBatch(batch);
     });
     it(`K = 2 with tail sampling of the missing token = the full reverse KL (${tag})`, () => {
       // y_t = 2 lies outside the top-2, so S = {0, 1, 2} = the whole vocabulary: l = KL(pS || pT)
@@ -133,7 +129,7 @@ describe('topk-rkl: hand-checked values (one token, V = 3)', () => {
       expectAllclose(r.grad, ref.grad, { rtol: 1e-4, atol: 1e-7 });
       // without tail sampling (or with y_t inside the top-2) the support stays {0, 1}
       expectAllclose([run(batch, { topK: 2, fused }).loss], [0.5 * Math.log(4 / 3)], { rtol: 1e-6 });
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
 });
@@ -150,7 +146,7 @@ describe('topk-rkl: identities and limits', () => {
         expect(r.grad.every((x) => x === 0)).toBe(true);
         expect(r.perToken.every((x) => x === 0)).toBe(true);
       }
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
 
@@ -164,7 +160,7 @@ describe('topk-rkl: identities and limits', () => {
       expect(r.metrics['topk/overlap']).toBe(1);
       expectAllclose([r.metrics['topk/student_mass'], r.metrics['topk/teacher_mass']], [1, 1], { rtol: 1e-6 });
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it('identical student and teacher give zero loss and gradient (with and without tail sampling)', () => {
@@ -176,7 +172,7 @@ describe('topk-rkl: identities and limits', () => {
         expectAllclose(r.grad, new Float32Array(N * V), { atol: 1e-6, label: JSON.stringify(o) });
       }
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it('a clip wider than every log-ratio changes nothing, and reports clip/fraction 0', () => {
@@ -187,7 +183,7 @@ describe('topk-rkl: identities and limits', () => {
       expectSame(wide, plain, `fused ${fused}`);
       expect(wide.metrics['clip/fraction']).toBe(0);
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it('special tokens: the first occurrence per sequence among loss tokens is dropped from the mask', () => {
@@ -204,7 +200,7 @@ describe('topk-rkl: identities and limits', () => {
       expect(r.metrics['mask/special_dropped']).toBe(3);
       expect(Array.from(r.perToken, (x) => x !== 0)).toEqual([false, false, true, false, false, true]);
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it('an all-zero mask gives loss 0 and gradient 0, never NaN', () => {
@@ -217,7 +213,7 @@ describe('topk-rkl: identities and limits', () => {
         expect(r.metrics['topk/overlap']).toBe(0);
       }
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 
   it('a top-K dump gives the same result as the full teacher (tail sampling reads its sampled log-probs)', () => {
@@ -231,7 +227,7 @@ describe('topk-rkl: identities and limits', () => {
         for (const key of Object.keys(a.metrics)) expectAllclose([b.metrics[key]], [a.metrics[key]], { rtol: 1e-5, label: key });
       }
     }
-    dispose(full);
+    disposeBatch(full);
   });
 });
 
@@ -260,7 +256,7 @@ describe('topk-rkl: fused kernel == composed reference', () => {
           }
         }
       }
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
 });
@@ -311,7 +307,7 @@ describe('topk-rkl: PyTorch float64 fixtures (test/fixtures/gen_topk_rkl.py)', (
         expectAllclose(r.grad, c.grad, { rtol, atol: (!fused && extremeInputs ? 1e-3 : 1e-5) * maxAbs(c.grad) + 1e-8, label: 'grad' });
         expect(Object.keys(r.metrics).sort()).toEqual(Object.keys(c.metrics).sort());
         for (const [key, value] of Object.entries(c.metrics)) expectAllclose([r.metrics[key]], [value], { rtol: key === 'loss/topk_rkl' ? rtol : 1e-5, atol: 1e-6, label: key });
-        dispose(batch);
+        disposeBatch(batch);
       });
     }
   }
@@ -328,7 +324,7 @@ describe('topk-rkl: tensor leaks', () => {
         expectNoLeak(() => computeObjective('topk-rkl', batch, { ...o, fused }).loss.dispose());
       }
     }
-    dispose(batch);
+    disposeBatch(batch);
   });
 });
 
@@ -348,7 +344,7 @@ describe('topk-rkl: bad input gets a clear error', () => {
     it(name, () => {
       const batch = batchOf(s, t, N, V);
       expect(() => computeObjective('topk-rkl', batch, options)).toThrow(message);
-      dispose(batch);
+      disposeBatch(batch);
     });
   }
   it('specialTokenIds without seqIds_N, a K above the dump width, NaN logits, no teacher', () => {
@@ -357,11 +353,11 @@ describe('topk-rkl: bad input gets a clear error', () => {
     const dump = { ...batch, teacher: dumpOf(t, N, V, 4, batch.tokens_N) };
     expect(() => computeObjective('topk-rkl', dump, { topK: 5 })).toThrow(/option topK = 5 exceeds the top-K teacher's width k = 4/);
     expect(() => computeObjective('topk-rkl', { ...batch, teacher: undefined }, { topK: 3 })).toThrow(/batch.teacher is required/);
-    dispose(batch);
+    disposeBatch(batch);
     const x = Float32Array.from(s);
     x[7] = NaN;
     const nan = batchOf(x, t, N, V);
     expect(() => computeObjective('topk-rkl', nan, { topK: 3 })).toThrow(/batch.studentLogits_NV must be finite, found NaN at row 0, column 7/);
-    dispose(nan);
+    disposeBatch(nan);
   });
 });
