@@ -2,7 +2,7 @@
  * Plumbing shared by the engine adapters (vllm.ts, sglang.ts, tinker.ts): typed access to parsed JSON with
  * errors that name the record and the field, and the fields every adapter passes through unchanged.
  */
-import { recordError, type DumpMeta, type DumpSequence, type TopKArrays } from '../schema';
+import { checkSequenceLengths, recordError, type DumpMeta, type DumpSequence, type TopKArrays } from '../schema';
 import type { ConversionLog } from '../source';
 
 export type Obj = Record<string, unknown>;
@@ -126,4 +126,38 @@ export function topkFromLists(rows: { id: number; lp: number }[][], k: number): 
 /** The widest row. */
 export function widest(rows: { id: number; lp: number }[][]): number {
   return rows.reduce((m, r) => Math.max(m, r.length), 0);
+}
+
+/** The fields an engine adapter works out itself; the rest of a sequence is read the same way for every engine. */
+export type SequenceCore = Pick<
+  DumpSequence,
+  'promptLen' | 'responseIds' | 'studentLp' | 'teacherLp' | 'studentTopk' | 'teacherTopk' | 'teacherResponseIds'
+>;
+
+/**
+ * A canonical sequence from an adapter's core plus the optional canonical fields (step, mask, recomputed student
+ * log-probs, entropies, token KL, reward, teacher id) read from the record; lengths are checked.
+ */
+export function assembleSequence(f: Fields, ctx: AdapterContext, origin: string, responseLength: number, core: SequenceCore): DumpSequence {
+  const seq: DumpSequence = {
+    sampleId: f.id,
+    step: f.optInt('step'),
+    promptLen: core.promptLen,
+    responseIds: core.responseIds,
+    mask: f.mask(responseLength, ctx.conversions),
+    studentLp: core.studentLp,
+    studentLpTrain: f.optFloats('student_lp_train'),
+    teacherLp: core.teacherLp,
+    studentTopk: core.studentTopk,
+    teacherTopk: core.teacherTopk,
+    studentEntropy: f.optFloats('student_entropy'),
+    teacherEntropy: f.optFloats('teacher_entropy'),
+    tokenKl: f.optFloats('token_kl'),
+    teacherResponseIds: core.teacherResponseIds,
+    reward: f.reward(),
+    teacherId: f.teacherId(),
+    origin,
+  };
+  checkSequenceLengths(seq);
+  return seq;
 }

@@ -19,8 +19,7 @@
  * (after temperature; and its prefill log-probs ignore temperature, slime #2319): record meta logprobs_mode.
  */
 import type { DumpSequence } from '../schema';
-import { checkSequenceLengths } from '../schema';
-import { describe, Fields, topkFromLists, widest, type AdapterContext, type Obj } from './common';
+import { assembleSequence, describe, Fields, topkFromLists, widest, type AdapterContext, type Obj } from './common';
 
 /** [logprob|null, id, text?] -> {lp, id}. */
 function triple(f: Fields, v: unknown, name: string): { lp: number; id: number } {
@@ -82,25 +81,13 @@ export function sglangAdapter(raw: unknown, origin: string, fallbackId: string, 
     const rows = topRows(f, tm.input_top_logprobs, 'teacher_meta_info.input_top_logprobs', P - s, T);
     teacherTopk = topkFromLists(rows, ctx.meta.k ?? widest(rows));
   }
-  const seq: DumpSequence = {
-    sampleId: f.id,
-    step: f.optInt('step'),
+  return assembleSequence(f, ctx, origin, T, {
     promptLen: P,
     responseIds: y,
-    mask: f.mask(T, ctx.conversions),
     studentLp,
-    studentLpTrain: f.optFloats('student_lp_train'),
     teacherLp,
     studentTopk,
     teacherTopk,
-    studentEntropy: f.optFloats('student_entropy'),
-    teacherEntropy: f.optFloats('teacher_entropy'),
-    tokenKl: f.optFloats('token_kl'),
     teacherResponseIds,
-    reward: f.reward(),
-    teacherId: f.teacherId(),
-    origin,
-  };
-  checkSequenceLengths(seq);
-  return seq;
+  });
 }

@@ -16,8 +16,7 @@
  * 'topk_sentinel'. Nothing else is changed: a NaN inside the response span stays NaN for the doctor.
  */
 import type { DumpSequence } from '../schema';
-import { checkSequenceLengths } from '../schema';
-import { describe, Fields, type AdapterContext, type Obj } from './common';
+import { assembleSequence, describe, Fields, type AdapterContext, type Obj } from './common';
 
 /** tinker's empty-slot markers (TopkPromptLogprobs docs). */
 export const TINKER_SENTINEL_ID = 0;
@@ -74,25 +73,13 @@ export function tinkerAdapter(raw: unknown, origin: string, fallbackId: string, 
     if (sentinels > 0) ctx.conversions.add('topk_sentinel', `tinker sentinel slots (token_id ${TINKER_SENTINEL_ID}, logprob ${TINKER_SENTINEL_LP}) became empty top-K slots`, f.id, sentinels);
     teacherTopk = { k, ids, lp };
   }
-  const seq: DumpSequence = {
-    sampleId: f.id,
-    step: f.optInt('step'),
+  return assembleSequence(f, ctx, origin, T, {
     promptLen: P,
     responseIds: y,
-    mask: f.mask(T, ctx.conversions),
     studentLp,
-    studentLpTrain: f.optFloats('student_lp_train'),
     teacherLp,
     studentTopk: null,
     teacherTopk,
-    studentEntropy: f.optFloats('student_entropy'),
-    teacherEntropy: f.optFloats('teacher_entropy'),
-    tokenKl: f.optFloats('token_kl'),
     teacherResponseIds,
-    reward: f.reward(),
-    teacherId: f.teacherId(),
-    origin,
-  };
-  checkSequenceLengths(seq);
-  return seq;
+  });
 }

@@ -23,8 +23,7 @@
  * k is meta.k when given, else inferred from the entry counts (inferK).
  */
 import type { DumpSequence } from '../schema';
-import { checkSequenceLengths } from '../schema';
-import { describe, Fields, topkFromLists, type AdapterContext, type Obj } from './common';
+import { assembleSequence, describe, Fields, topkFromLists, type AdapterContext, type Obj } from './common';
 
 interface Entry {
   id: number;
@@ -152,25 +151,13 @@ export function vllmAdapter(raw: unknown, origin: string, fallbackId: string, ct
   teacherLp.set(teacher.chosenLp);
   if (teacherNone) ctx.conversions.add('none_inside_response', "a teacher prompt_logprobs entry inside the response span is None: its teacher_lp is NaN (prompt_len 0, or a shifted span)", f.id);
 
-  const seq: DumpSequence = {
-    sampleId: f.id,
-    step: f.optInt('step'),
+  return assembleSequence(f, ctx, origin, T, {
     promptLen: P,
     responseIds: y,
-    mask: f.mask(T, ctx.conversions),
     studentLp: student.chosenLp,
-    studentLpTrain: f.optFloats('student_lp_train'),
     teacherLp,
     studentTopk: student.topk,
     teacherTopk: teacher.topk,
-    studentEntropy: f.optFloats('student_entropy'),
-    teacherEntropy: f.optFloats('teacher_entropy'),
-    tokenKl: f.optFloats('token_kl'),
     teacherResponseIds: teacherIds ? teacherIds.slice(P) : null,
-    reward: f.reward(),
-    teacherId: f.teacherId(),
-    origin,
-  };
-  checkSequenceLengths(seq);
-  return seq;
+  });
 }
