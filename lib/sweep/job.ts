@@ -2,7 +2,7 @@
  * A job is what runs one cell of a sweep. The runner knows nothing else about training:
  *
  *   name           shown in sweep.json and cell.json
- *   codeVersion()  what the key depends on besides the config (package version, git commit)
+ *   codeVersion()  what the key depends on besides the config (package version, hash of the training sources)
  *   validate(x)    resolve a cell's config input and reject a bad one with a message naming the field
  *   key(config)    the run key (the cell's folder name); default sha256(canonicalJson({job, config, code}))
  *   run(config, runDir, ctx) -> metrics   the cell's final scalar metrics; throws on failure, stops on ctx.signal

@@ -30,7 +30,7 @@ import { createAdam } from './optimizer';
 import {
   appendJsonl, openRunFolder, readJson, readJsonl, truncateJsonl, writeJson, writeStatus, type RunStatus,
 } from './runFolder';
-import { codeVersion, runKey, warmupKey } from './runKey';
+import { codeVersion, gitCommit, packageRoot, runKey, warmupKey } from './runKey';
 import { buildProbeSet, distillStep, type Phase, type StepContext } from './step';
 import { warmupStudent } from './warmup';
 
@@ -143,7 +143,7 @@ export async function run(input: ConfigInput | Config = {}, hooks: RunHooks = {}
     ? readJson<Record<string, unknown> & { resumes: unknown[] }>(files.meta)
     : {
         runKey: key,
-        code: codeVersion(),
+        code: { ...codeVersion(), commit: gitCommit(packageRoot()) },
         packages: packageVersions(),
         backend: { name: tf.getBackend(), selected: backend.name, reason: backend.reason },
         node: process.version,

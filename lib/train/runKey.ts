@@ -10,8 +10,12 @@
  * goes and what to do if it exists), `checkpointEvery` (resuming is exact, test/train/run.test.ts) and `stopAfter`
  * (the interruption hook). Everything else, the evaluation and analysis settings included, changes what is
  * logged, hence the key.
- * codeVersion: the package version and, when the source tree is a git checkout, the commit of HEAD (read from
- * .git directly; no git process). Uncommitted edits are not seen: a dirty tree keeps its commit's key.
+ * codeVersion: the package version and `source`, a sha256 over the code a run executes: every .ts file under lib/
+ * except the folders that never run inside training (figures/, report/, notebooks/, io/, sweep/), path and
+ * content, in sorted order (the built dist/lib/*.js files when the TypeScript sources are not shipped). So an edit
+ * to the simulation, trainer, objectives, kernels or analysis gives new keys (uncommitted edits included), while a
+ * commit that only touches docs, data, figures or tests keeps every cached run and warm-up valid. `commit` (HEAD,
+ * read from .git directly, no git process) is recorded for people but is not part of the key.
  * The backend is not part of the key (it is recorded in meta.json): runs on different backends agree only up to
  * float rounding, and a sweep may mix them.
  */
@@ -49,9 +53,12 @@ export function sha256(text: string): string {
 export interface CodeVersion {
   /** package.json version. */
   version: string;
-  /** HEAD commit (40 hex) or null when not in a git checkout. */
-  commit: string | null;
+  /** sha256 hex of the training-relevant sources (header). */
+  source: string;
 }
+
+/** Folders under lib/ whose code never runs inside a training run (not hashed into `source`). */
+export const NON_TRAINING_DIRS: readonly string[] = ['figures', 'report', 'notebooks', 'io', 'sweep'];
 
 /** The folder with opdlab's package.json (works from lib/ and from the built dist/lib/). */
 export function packageRoot(start = __dirname): string {
@@ -100,13 +107,34 @@ export function gitCommit(root: string): string | null {
   }
 }
 
+/** sha256 over (relative path, content) of every training-relevant source file under `libDir` with extension `ext`. */
+export function sourceHash(libDir: string, ext: '.ts' | '.js'): string {
+  const files: string[] = [];
+  const walk = (dir: string, rel: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (!(rel === '' && NON_TRAINING_DIRS.includes(e.name))) walk(path.join(dir, e.name), r);
+      } else if (e.name.endsWith(ext) && !e.name.endsWith('.d.ts')) files.push(r);
+    }
+  };
+  walk(libDir, '');
+  if (files.length === 0) throw new Error(`codeVersion: no ${ext} files under ${libDir}`);
+  const h = createHash('sha256');
+  for (const f of files.sort()) h.update(`${f}\0`).update(fs.readFileSync(path.join(libDir, f))).update('\0');
+  return h.digest('hex');
+}
+
 let cachedVersion: CodeVersion | null = null;
 
+/** The package version and the hash of the training-relevant sources (header); computed once per process. */
 export function codeVersion(): CodeVersion {
   if (!cachedVersion) {
     const root = packageRoot();
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
-    cachedVersion = { version: pkg.version, commit: gitCommit(root) };
+    const ts = path.join(root, 'lib');
+    const source = fs.existsSync(path.join(ts, 'train', 'runKey.ts')) ? sourceHash(ts, '.ts') : sourceHash(path.join(root, 'dist', 'lib'), '.js');
+    cachedVersion = { version: pkg.version, source };
   }
   return cachedVersion;
 }

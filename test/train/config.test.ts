@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, DEFAULT_CONFIG, deriveConfig, outcomeConfig, parseRunArgs, resolveConfig, runKey, setPath, warmupKey } from '../../lib/train';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { canonicalJson, codeVersion, sourceHash, DEFAULT_CONFIG, deriveConfig, outcomeConfig, parseRunArgs, resolveConfig, runKey, setPath, warmupKey } from '../../lib/train';
 import { DEFAULT_MATH } from '../../lib/sim/tasks';
 import { AOPD_DEFAULTS } from '../../lib/objectives';
 
-const CODE = { version: '0.0.0-test', commit: null };
+const CODE = { version: '0.0.0-test', source: '0'.repeat(64) };
 
 describe('resolveConfig', () => {
   it('fills every default and the task / objective option objects', () => {
@@ -88,9 +91,38 @@ describe('run keys', () => {
     for (const change of [{ seed: 1 }, { distill: { lr: 2e-4 } }, { distill: { objective: { eta: 0.1 } } }, { eval: { every: 5 } }, { continual: {} }]) {
       expect(runKey(resolveConfig(change), CODE), JSON.stringify(change)).not.toBe(key);
     }
-    expect(runKey(base, { ...CODE, commit: 'a'.repeat(40) })).not.toBe(key);
+    expect(runKey(base, { ...CODE, source: 'a'.repeat(64) })).not.toBe(key);
     expect(runKey(base, { ...CODE, version: '0.0.1' })).not.toBe(key);
     expect(Object.keys(outcomeConfig(base))).not.toContain('out');
+  });
+
+  it('the source hash follows training code and ignores the non-training folders', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opdlab-src-'));
+    try {
+      const write = (rel: string, text: string) => {
+        fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+        fs.writeFileSync(path.join(dir, rel), text);
+      };
+      write('sim/a.ts', 'export const a = 1;');
+      write('figures/f.ts', 'export const f = 1;');
+      write('backend.ts', 'export const b = 1;');
+      const h0 = sourceHash(dir, '.ts');
+      expect(h0).toMatch(/^[0-9a-f]{64}$/);
+      write('figures/f.ts', 'export const f = 2;');
+      write('sweep/s.ts', 'x');
+      write('sim/notes.md', 'not code');
+      expect(sourceHash(dir, '.ts')).toBe(h0);
+      write('sim/a.ts', 'export const a = 2;');
+      const h1 = sourceHash(dir, '.ts');
+      expect(h1).not.toBe(h0);
+      // a nested folder named like a skipped top-level one is still hashed
+      write('sim/figures/g.ts', 'g');
+      expect(sourceHash(dir, '.ts')).not.toBe(h1);
+      expect(() => sourceHash(path.join(dir, 'figures'), '.js')).toThrow(/no \.js files/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(codeVersion().source).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('the warm-up key ignores the distillation settings', () => {
