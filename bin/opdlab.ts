@@ -48,10 +48,40 @@ program
 
 program
   .command('reproduce')
-  .description('regenerate the results and figures (currently: the objective table with gradient checks)')
-  .action(async () => {
+  .description('regenerate every paper figure from the simulation: train the built-in sweeps the figures need (3 seeds, cache-aware), make data/figures/*.json, draw figures/ (--quick: a tiny version into runs-quick/)')
+  .option('--quick', 'tiny runs, one seed, into runs-quick/ (what the tests run; never touches data/ or figures/)')
+  .option('--only <generators>', 'comma-separated data generators (see --list)')
+  .option('--only-runs', 'train the runs and stop (no data files, no figures)')
+  .option('--specs <names>', 'with --only-runs: these built-in specs instead of those of the generators')
+  .option('--workers <n>', 'worker processes for training', '2')
+  .option('--no-images', 'json and html figures only (no headless Chromium)')
+  .option('--list', 'list the data generators, their claims and specs')
+  .option('--progress <kind>', 'auto | bars | lines | none', 'auto')
+  .action(async (opts: { quick?: boolean; only?: string; onlyRuns?: boolean; specs?: string; workers: string; images: boolean; list?: boolean; progress: string }) => {
+    const { DATA_GENERATORS } = await import('../lib/figures/paper/generators');
+    if (opts.list) {
+      console.log(formatTable(['generator', 'data file', 'claims', 'specs'], DATA_GENERATORS.map((g) => [g.name, g.dataFile, g.claims.join(' '), g.specs.join(' ') || '(simulation)'])));
+      return;
+    }
     await initBackend();
-    if (!printObjectiveTable()) process.exitCode = 1;
+    if (!printObjectiveTable()) {
+      process.exitCode = 1;
+      return;
+    }
+    const list = (s: string | undefined) => (s === undefined ? null : s.split(',').map((x) => x.trim()).filter(Boolean));
+    const { reproduce } = await import('../lib/figures/reproduce');
+    if (opts.images) (await import('../lib/figures/render')).ensureRenderPackages();
+    await reproduce({
+      mode: opts.quick ? 'quick' : 'full',
+      only: list(opts.only),
+      onlyRuns: opts.onlyRuns === true,
+      specs: list(opts.specs),
+      workers: Number(opts.workers),
+      images: opts.images,
+      progress: opts.progress as 'auto',
+      log: (l) => console.log(l),
+      handleSignals: true,
+    });
   });
 
 program
@@ -202,23 +232,18 @@ program
 
 program
   .command('figures')
-  .description('draw every registered paper figure from the cached data in data/figures/ to figures/<name>.{json,html,png,svg} and figures/numbers.json (never trains); --generate c1c2 remakes data/figures/c1c2.json by running the simulation once')
+  .description('draw every registered paper figure from the cached data in data/figures/ to figures/<name>.{json,html,png,svg} and figures/numbers.json (never trains)')
   .option('--only <names>', 'comma-separated figure names (e.g. fig2aAdvantageDistribution)')
   .option('--no-images', 'json and html only (no headless Chromium)')
-  .option('--generate <data>', "run the simulation once to (re)make a data file ('c1c2'; 'dynamics' collects the runs of specs/dynamics.json), then draw")
-  .option('--seed <n>', 'seed of --generate', '0')
-  .action(async (opts: { only?: string; images: boolean; generate?: string; seed: string }) => {
+  .option('--generate <generator>', 'remake one data file from existing runs (or, for c1c2, by running the simulation), then draw; `opdlab reproduce --list` names them')
+  .action(async (opts: { only?: string; images: boolean; generate?: string }) => {
     const log = (line: string) => console.log(line);
     if (opts.generate !== undefined) {
-      if (opts.generate !== 'c1c2' && opts.generate !== 'dynamics') throw new Error(`--generate: unknown data '${opts.generate}'; known: c1c2, dynamics`);
-      if (opts.generate === 'dynamics') {
-        // collects the finished runs of specs/dynamics.json (no training)
-        (await import('../lib/figures/paper/generateDynamics')).generateDynamicsData({ log });
-      } else {
-        await initBackend({ quiet: true });
-        const { generateC1C2Data } = await import('../lib/figures/paper/generate');
-        await generateC1C2Data({ seed: Number(opts.seed), log });
-      }
+      const { getGenerator } = await import('../lib/figures/paper/generators');
+      const { figureDataPath } = await import('../lib/figures/data');
+      const g = getGenerator(opts.generate);
+      if (g.specs.length === 0) await initBackend({ quiet: true });
+      await g.generate({ mode: 'full', runsRoot: (await import('../lib/figures/paths')).projectPaths().runs, out: figureDataPath(g.dataFile), log });
     }
     const { drawPaperFigures } = await import('../lib/figures/paper');
     if (opts.images) (await import('../lib/figures/render')).ensureRenderPackages();

@@ -144,7 +144,7 @@ describe('data and runs', () => {
   });
 
   it('the generator names the sweep command when runs are missing', () => {
-    expect(() => generateDynamicsData({ runsRoot: join(dir, 'runs'), out: null })).toThrow(/9 of 9 runs .* are not finished .*method=opd,seed=0 \(missing\).*make them with: .*opdlab\.js sweep specs\/dynamics\.json --workers 2/);
+    expect(() => generateDynamicsData({ runsRoot: join(dir, 'runs'), out: null })).toThrow(/spec 'dynamics' \(full\): 9 of 9 runs are not finished .*method=opd,seed=0.*Make them with: .*opdlab\.js reproduce --only-runs --specs dynamics/);
   });
 
   it('the committed data/figures/dynamics.json reads and draws', () => {

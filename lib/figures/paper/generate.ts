@@ -37,6 +37,8 @@ export interface C1C2GenerateOptions {
   trackerSteps: number;
   /** Probe the teacher's top token every this many steps. Default 5. */
   trackEvery: number;
+  /** SFT steps of the warm-up student. Default 300 (the default config's). */
+  warmupSteps: number;
   /** Folder holding the warm-up cache. Default 'runs'. */
   cacheRoot: string;
   /** Output file; null = do not write. Default data/figures/c1c2.json. */
@@ -44,7 +46,7 @@ export interface C1C2GenerateOptions {
   log: (line: string) => void;
 }
 
-export const DEFAULT_C1C2_GENERATE: Readonly<Omit<C1C2GenerateOptions, 'out' | 'log'>> = { seed: 0, batches: 16, trackerSteps: 100, trackEvery: 5, cacheRoot: 'runs' };
+export const DEFAULT_C1C2_GENERATE: Readonly<Omit<C1C2GenerateOptions, 'out' | 'log'>> = { seed: 0, batches: 16, trackerSteps: 100, trackEvery: 5, warmupSteps: 300, cacheRoot: 'runs' };
 
 const r6 = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x);
 
@@ -131,7 +133,7 @@ export async function generateC1C2Data(options: Partial<C1C2GenerateOptions> = {
   for (const k of ['batches', 'trackEvery'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`generateC1C2Data: ${k} must be an integer >= 1, got ${o[k]}`);
   if (!Number.isInteger(o.trackerSteps) || o.trackerSteps < 0) throw new Error(`generateC1C2Data: trackerSteps must be an integer >= 0, got ${o.trackerSteps}`);
   const t0 = Date.now();
-  const config = resolveConfig({ seed: o.seed, distill: { method: 'opd' }, out: { root: o.cacheRoot } });
+  const config = resolveConfig({ seed: o.seed, warmup: { steps: o.warmupSteps }, distill: { method: 'opd' }, out: { root: o.cacheRoot } });
   const derived = deriveConfig(config);
   const task = createTask(config.task.name, config.task.options as never);
   const warm = await warmupStudent(config, derived);

@@ -20,8 +20,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { figureDataPath } from '../data';
 import { projectPaths } from '../paths';
-import { expandSpec, loadSpec } from '../../sweep/spec';
-import { distillJob } from '../../sweep/distillJob';
+import { reproduceCommand, requirePaperRuns, type ReproduceMode } from '../sweeps';
 import { codeVersion } from '../../train/runKey';
 
 export const DYNAMICS_METHODS = ['opd', 'aopd', 'gkd'] as const;
@@ -179,8 +178,8 @@ export function readRunCurves(dir: string): { trainStep: number[]; gradNorm: num
 export interface DynamicsGenerateOptions {
   /** Folder holding the sweeps. Default <root>/runs. */
   runsRoot: string;
-  /** The sweep spec. Default <root>/specs/dynamics.json. */
-  spec: string;
+  /** 'full' (3 seeds, the committed data) or 'quick' (lib/figures/sweeps.ts). Default 'full'. */
+  mode: ReproduceMode;
   /** Output file; null = do not write. Default data/figures/dynamics.json. */
   out: string | null;
   log: (line: string) => void;
@@ -188,28 +187,18 @@ export interface DynamicsGenerateOptions {
 
 /**
  * Collects the curves of the finished runs of specs/dynamics.json into data/figures/dynamics.json (file header).
- * Runs are found by the run keys the spec expands to now; missing or unfinished runs are an error naming the sweep
- * command.
+ * Runs are found by the run keys the spec expands to now (lib/figures/sweeps.ts); missing or unfinished runs are an
+ * error naming the command that makes them.
  */
 export function generateDynamicsData(options: Partial<DynamicsGenerateOptions> = {}): DynamicsData {
   const paths = projectPaths();
-  const o: DynamicsGenerateOptions = { runsRoot: paths.runs, spec: join(paths.root, 'specs', 'dynamics.json'), out: figureDataPath('dynamics.json'), log: () => undefined, ...options };
-  const { spec } = loadSpec(o.spec);
-  const cells = expandSpec(spec, distillJob);
-  const sweepDir = join(o.runsRoot, spec.name);
-  const missing: string[] = [];
-  for (const c of cells) {
-    const dir = join(sweepDir, c.key);
-    const status = existsSync(join(dir, 'status')) ? readFileSync(join(dir, 'status'), 'utf8').split('\n')[0].trim() : 'missing';
-    if (status !== 'done' || !existsSync(join(dir, 'metrics.jsonl')) || !existsSync(join(dir, 'eval.jsonl'))) missing.push(`${c.name} (${status})`);
-  }
-  if (missing.length > 0) {
-    throw new Error(`generateDynamicsData: ${missing.length} of ${cells.length} runs of ${o.spec} are not finished under ${sweepDir}: ${missing.join(', ')}; make them with: ${DYNAMICS_SWEEP_COMMAND}`);
-  }
+  const o: DynamicsGenerateOptions = { runsRoot: paths.runs, mode: 'full', out: figureDataPath('dynamics.json'), log: () => undefined, ...options };
+  const runs = requirePaperRuns('dynamics', o.mode, o.runsRoot);
+  const cells = runs.map((r) => r.cell);
   const methods: Record<string, MethodCurves> = {};
-  for (const c of cells) {
+  for (const { cell: c, dir } of runs) {
     const method = c.values.method;
-    const r = readRunCurves(join(sweepDir, c.key));
+    const r = readRunCurves(dir);
     const m = (methods[method] ??= { seeds: [], runKeys: [], trainStep: r.trainStep, gradNorm: [], entropy: [], evalStep: r.evalStep, pass1: [], pass4: [], pass8: [] });
     if (r.trainStep.join() !== m.trainStep.join() || r.evalStep.join() !== m.evalStep.join()) throw new Error(`generateDynamicsData: run ${c.name} logged other steps than the first seed of ${method}`);
     m.seeds.push(Number(c.values.seed));
@@ -225,7 +214,8 @@ export function generateDynamicsData(options: Partial<DynamicsGenerateOptions> =
   const first = cells[0].config;
   const data: DynamicsData = {
     source: {
-      command: `${DYNAMICS_SWEEP_COMMAND} && ${DYNAMICS_DATA_COMMAND}`,
+      command: reproduceCommand(o.mode, ['dynamics']),
+      mode: o.mode,
       generator: 'lib/figures/paper/generateDynamics.ts',
       spec: 'specs/dynamics.json',
       code: codeVersion(),

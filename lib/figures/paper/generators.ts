@@ -1,0 +1,66 @@
+/**
+ * The data generators of the paper figures: each makes one file data/figures/<dataFile> that figures read
+ * (figures never train). A generator either collects the finished runs of built-in sweep specs (`specs`, trained
+ * first by `opdlab reproduce`, found by run key through lib/figures/sweeps.ts) or runs the simulation itself
+ * (`specs` empty, e.g. c1c2).
+ *
+ *   c1c2       C1, C2                 the warm-up student's rollouts, black hole, tracker (simulation, seed 0)
+ *   dynamics   C5, C7, C8             specs/dynamics.json: opd / aopd / gkd curves
+ *
+ * `opdlab reproduce` = for each generator: train its specs' missing runs, generate its data file, then draw every
+ * figure (lib/figures/reproduce.ts). `opdlab figures --generate <name>` runs one generator on existing runs.
+ */
+import type { ReproduceMode } from '../sweeps';
+import { generateC1C2Data } from './generate';
+import { generateDynamicsData } from './generateDynamics';
+
+export interface GenerateContext {
+  /** 'full' = the committed results (3 seeds), 'quick' = the tiny version the tests run. */
+  mode: ReproduceMode;
+  /** Folder holding the sweeps (runs/ by default). */
+  runsRoot: string;
+  /** Where to write the data file (data/figures/<dataFile> by default). */
+  out: string;
+  log: (line: string) => void;
+}
+
+export interface DataGenerator {
+  /** `--generate <name>`, `reproduce --only <name>`. */
+  name: string;
+  /** File under data/figures/. */
+  dataFile: string;
+  /** Claims (claims.md) its figures show. */
+  claims: string[];
+  /** Built-in specs whose runs it reads (trained first by reproduce); [] = it runs the simulation itself. */
+  specs: string[];
+  generate(ctx: GenerateContext): Promise<void>;
+}
+
+export const DATA_GENERATORS: DataGenerator[] = [
+  {
+    name: 'c1c2',
+    dataFile: 'c1c2.json',
+    claims: ['C1', 'C2'],
+    specs: [],
+    async generate(ctx) {
+      const quick = ctx.mode === 'quick' ? { batches: 2, trackerSteps: 6, trackEvery: 3, warmupSteps: 30 } : {};
+      await generateC1C2Data({ ...quick, cacheRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
+    },
+  },
+  {
+    name: 'dynamics',
+    dataFile: 'dynamics.json',
+    claims: ['C5', 'C7', 'C8'],
+    specs: ['dynamics'],
+    async generate(ctx) {
+      generateDynamicsData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
+    },
+  },
+];
+
+/** A registered generator by name; the error lists the known ones. */
+export function getGenerator(name: string): DataGenerator {
+  const g = DATA_GENERATORS.find((x) => x.name === name);
+  if (!g) throw new Error(`unknown data generator '${name}'; known: ${DATA_GENERATORS.map((x) => x.name).join(', ')}`);
+  return g;
+}
