@@ -22,6 +22,8 @@
  * step's batch with the pre-update logits, the mean over masked positions of the student's mass split by the
  * exact teacher's classes (suspect 2):
  *   top1   pS(argmax pT)                  sec   pS(v != top1, pT(v) >= 1e-2)     bg   pS(v : pT(v) < 1e-2)
+ *          bg = minor (the teacher's small active entries, 3e-4 <= pT < 1e-2) + junk (pT < 3e-4: tokens the
+ *          teacher gives only its background mass); max = the largest single junk pS, #>1e-3 = junk tokens above 1e-3
  * the teacher's own mass on those classes (T.top1, T.sec, T.bg), student and teacher entropy, KL(pT || pS) and its
  * part from the bg class, the same split restricted to off-path positions (confusion > 0), and the rollouts'
  * correct and finished shares. pass@1 (the run's eval settings) is measured at step 0 and after the last step.
@@ -48,7 +50,14 @@ import { createAdam } from '../lib/train/optimizer';
 import { applyUpdate, buildProbeSet, prepareBatch, type StepContext } from '../lib/train/step';
 import { warmupStudent } from '../lib/train/warmup';
 
-const BG = 1e-2;
+/** Teacher classes: top-1; secondary pT >= SEC; minor active entries JUNK <= pT < SEC; junk pT < JUNK. */
+const SEC = 1e-2;
+/**
+ * Below every active entry of the exact math teacher (its smallest, a copy digit's +-1 neighbour, is
+ * (1 - beta) eps copyErrorFactor / 4 = 4.5e-4 at the defaults) and above its pure background (at most
+ * beta 0.8 / H_200 = 1.4e-4 at backgroundMass 1e-3): junk = the tokens the teacher gives only background mass.
+ */
+const JUNK = 3e-4;
 
 /** Pull our own flags out of the argument list; the rest are `opdlab run` arguments. */
 function takeFlag(args: string[], name: string): string | undefined {
@@ -74,14 +83,17 @@ function confusionRows(task: Task<Prompt>, prompts: readonly Prompt[], tokens_N:
 
 interface Split {
   n: number;
-  top1: number; sec: number; bg: number;
+  /** Student mass on the teacher's classes (bg = minor + junk). */
+  top1: number; sec: number; bg: number; minor: number; junk: number;
+  /** The student's largest single junk-token probability, and its count of junk tokens with pS > 1e-3. */
+  junkMax: number; junkCount: number;
   Ttop1: number; Tsec: number; Tbg: number;
   Hs: number; Ht: number; kl: number; klBg: number;
 }
 
 /** Mean over the selected rows of the class split (file header), in float64. */
 function massSplit(logits_NV: Float32Array, teacher_NV: Float32Array, V: number, select: (n: number) => boolean, N: number): Split {
-  const s: Split = { n: 0, top1: 0, sec: 0, bg: 0, Ttop1: 0, Tsec: 0, Tbg: 0, Hs: 0, Ht: 0, kl: 0, klBg: 0 };
+  const s: Split = { n: 0, top1: 0, sec: 0, bg: 0, minor: 0, junk: 0, junkMax: 0, junkCount: 0, Ttop1: 0, Tsec: 0, Tbg: 0, Hs: 0, Ht: 0, kl: 0, klBg: 0 };
   const lp = new Float64Array(V);
   for (let n = 0; n < N; n++) {
     if (!select(n)) continue;
@@ -94,6 +106,7 @@ function massSplit(logits_NV: Float32Array, teacher_NV: Float32Array, V: number,
     let top = 0;
     for (let v = 1; v < V; v++) if (teacher_NV[o + v] > teacher_NV[o + top]) top = v;
     s.n++;
+    let junkMax = 0;
     for (let v = 0; v < V; v++) {
       lp[v] = logits_NV[o + v] - lse;
       const ps = Math.exp(lp[v]);
@@ -106,15 +119,22 @@ function massSplit(logits_NV: Float32Array, teacher_NV: Float32Array, V: number,
       if (v === top) {
         s.top1 += ps;
         s.Ttop1 += pt;
-      } else if (pt >= BG) {
+      } else if (pt >= SEC) {
         s.sec += ps;
         s.Tsec += pt;
       } else {
         s.bg += ps;
         s.Tbg += pt;
         s.klBg += k;
+        if (pt >= JUNK) s.minor += ps;
+        else {
+          s.junk += ps;
+          junkMax = Math.max(junkMax, ps);
+          if (ps > 1e-3) s.junkCount++;
+        }
       }
     }
+    s.junkMax += junkMax;
   }
   for (const k of Object.keys(s) as (keyof Split)[]) if (k !== 'n') s[k] /= Math.max(1, s.n);
   return s;
@@ -203,7 +223,7 @@ async function check(args: string[]): Promise<void> {
             teacherMax = Math.max(teacherMax, Math.abs(x - ref[v]));
             const p = Math.exp(x);
             sum += p;
-            if (p < BG) bg += p;
+            if (p < SEC) bg += p;
             H -= p * x;
             if (x > prepared.teacherLogp_NV[n * V + top]) top = v;
           }
@@ -247,7 +267,7 @@ async function train(args: string[]): Promise<void> {
   console.log(`pass@1 step 0: ${f(p0)}`);
   log({ step: 0, pass1: p0 });
   const V = ctx.student.config.vocabSize;
-  console.log('step  corr  fin  | pS: top1   sec    bg    | pT: top1   sec    bg   | H_S   H_T   KL    KLbg | off-path share, pS bg, H_S');
+  console.log('step  corr  fin  | pS: top1   sec    bg (minor  junk  max  #>1e-3) | pT: top1   sec    bg   | H_S   H_T   KL    KLbg | off-path share, pS bg, H_S');
   for (let s = 1; s <= d.steps; s++) {
     const prepared = prepareBatch(ctx, s);
     try {
@@ -264,7 +284,7 @@ async function train(args: string[]): Promise<void> {
         const corr = prepared.reward_S.reduce((a, x) => a + x, 0) / B;
         const fin = (prepared.batch as Rollouts).finished_B.reduce((a, x) => a + x, 0) / B;
         console.log(
-          `${String(s).padStart(4)}  ${f(corr, 2)}  ${f(fin, 2)} |     ${f(all.top1)} ${f(all.sec)} ${f(all.bg)} |     ${f(all.Ttop1)} ${f(all.Tsec)} ${f(all.Tbg, 4)} | ${f(all.Hs, 2)}  ${f(all.Ht, 2)}  ${f(all.kl, 2)}  ${f(all.klBg, 3)} | ${f(offp.n / all.n, 2)} ${f(offp.bg)} ${f(offp.Hs, 2)}`,
+          `${String(s).padStart(4)}  ${f(corr, 2)}  ${f(fin, 2)} |     ${f(all.top1)} ${f(all.sec)} ${f(all.bg)} (${f(all.minor)} ${f(all.junk)} ${f(all.junkMax)} ${f(all.junkCount, 1)}) |     ${f(all.Ttop1)} ${f(all.Tsec)} ${f(all.Tbg, 4)} | ${f(all.Hs, 2)}  ${f(all.Ht, 2)}  ${f(all.kl, 2)}  ${f(all.klBg, 3)} | ${f(offp.n / all.n, 2)} ${f(offp.bg)} ${f(offp.Hs, 2)}`,
         );
         log({ step: s, correct: corr, finished: fin, all, offPath: offp });
       }

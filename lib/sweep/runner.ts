@@ -27,6 +27,7 @@ import { shardKeys, type Shard } from './shard';
 import type { Cell, SweepSpec } from './spec';
 import { SweepStore, type CellStatus } from './store';
 import { mulberry32 } from '../util/prng';
+import { CODE_VERSION_ENV } from '../train/runKey';
 
 export type PlanAction = 'done' | 'run' | 'failed' | 'running-elsewhere' | 'other-shard';
 
@@ -130,6 +131,13 @@ export function orderCells<T>(cells: readonly T[], order: 'grid' | 'random', see
     }
   }
   return list;
+}
+
+/** The workers' environment: ours, plus the trainer's code version when the job is keyed by one (runKey.ts CODE_VERSION_ENV). */
+function workerEnv(code: unknown): NodeJS.ProcessEnv {
+  const c = code as { version?: unknown; source?: unknown } | null;
+  if (!c || typeof c.version !== 'string' || typeof c.source !== 'string') return process.env;
+  return { ...process.env, [CODE_VERSION_ENV]: JSON.stringify({ version: c.version, source: c.source }) };
 }
 
 export function workerScript(): string {
@@ -351,7 +359,7 @@ export class SweepRunner {
     const logFd = fs.openSync(path.join(runDir, 'worker.log'), 'a');
     let child: ChildProcess;
     try {
-      child = fork(workerScript(), [], { stdio: ['ignore', logFd, logFd, 'ipc'], execArgv: this.o.nodeArgs ?? [], env: process.env });
+      child = fork(workerScript(), [], { stdio: ['ignore', logFd, logFd, 'ipc'], execArgv: this.o.nodeArgs ?? [], env: workerEnv(this.o.job.codeVersion()) });
     } finally {
       fs.closeSync(logFd);
     }

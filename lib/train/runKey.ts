@@ -127,8 +127,20 @@ export function sourceHash(libDir: string, ext: '.ts' | '.js'): string {
 
 let cachedVersion: CodeVersion | null = null;
 
+/**
+ * Environment variable through which the sweep runner hands its code version to its worker processes (JSON), so
+ * a source edit while a sweep runs cannot make a worker's run key disagree with the runner's.
+ */
+export const CODE_VERSION_ENV = 'OPDLAB_CODE_VERSION';
+
 /** The package version and the hash of the training-relevant sources (header); computed once per process. */
 export function codeVersion(): CodeVersion {
+  const given = process.env[CODE_VERSION_ENV];
+  if (!cachedVersion && given) {
+    const v = JSON.parse(given) as Partial<CodeVersion>;
+    if (typeof v.version !== 'string' || typeof v.source !== 'string') throw new Error(`${CODE_VERSION_ENV} must be JSON {version, source}, got ${given}`);
+    cachedVersion = { version: v.version, source: v.source };
+  }
   if (!cachedVersion) {
     const root = packageRoot();
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
