@@ -4,7 +4,8 @@
  * parseRunArgs: --method, --lr, --seed, --steps, --set path=value, objective flags such as --beta 0).
  *
  *   node dist/bench/p1Study.js check [run args]              data-path checks on the warm-up student
- *   node dist/bench/p1Study.js train [run args] [--every k] [--out file.jsonl]
+ *   node dist/bench/p1Study.js train [run args] [--every k] [--out file.jsonl] [--show rows]
+ *   node dist/bench/p1Study.js summary file.jsonl...            one line per run logged with --out
  *
  * `check` (suspect 1 of P1), on 4 batches of the run's own rollouts (prepareBatch, the trainer's code path):
  *   align      max |log pS(y_t) from the sampler (KV cache) - log pS(y_t) from Student.responseLogits| over
@@ -23,11 +24,14 @@
  * exact teacher's classes (suspect 2):
  *   top1   pS(argmax pT)                  sec   pS(v != top1, pT(v) >= 1e-2)     bg   pS(v : pT(v) < 1e-2)
  *          bg = minor (the teacher's small active entries, 3e-4 <= pT < 1e-2) + junk (pT < 3e-4: tokens the
- *          teacher gives only its background mass); max = the largest single junk pS, #>1e-3 = junk tokens above 1e-3
+ *          teacher gives only its background mass); max = the largest single junk pS, #>1e-3 = junk tokens above 1e-3;
+ *   distr  pS on vocab.groups.distractors (tokens no task ever needs: junk at every position), and how many > 1e-3
  * the teacher's own mass on those classes (T.top1, T.sec, T.bg), student and teacher entropy, KL(pT || pS) and its
  * part from the bg class, the same split restricted to off-path positions (confusion > 0), and the rollouts'
  * correct and finished shares. pass@1 (the run's eval settings) is measured at step 0 and after the last step.
- * `--out` appends one JSON object per report (and the pass@1 lines) to a file. Runs go under --root as usual
+ * A second line splits the positions by the kind of the teacher's top-1 token (a digit, <eos>, a marker) and gives
+ * the student's mean entropy and mass on the ten digit tokens for each kind.
+ * `--show n` prints the first n rollouts of each reported batch. `--out` appends one JSON object per report (and the pass@1 lines) to a file. Runs go under --root as usual
  * (only the warm-up cache is written there).
  *
  * Example (the P1 setting: sharp teacher, forward KL on the full vocabulary, 40 steps):
@@ -87,13 +91,15 @@ interface Split {
   top1: number; sec: number; bg: number; minor: number; junk: number;
   /** The student's largest single junk-token probability, and its count of junk tokens with pS > 1e-3. */
   junkMax: number; junkCount: number;
+  /** Student mass on the vocabulary's distractors (tokens no task ever needs; always junk), and its count > 1e-3. */
+  distractor: number; distractorCount: number;
   Ttop1: number; Tsec: number; Tbg: number;
   Hs: number; Ht: number; kl: number; klBg: number;
 }
 
 /** Mean over the selected rows of the class split (file header), in float64. */
-function massSplit(logits_NV: Float32Array, teacher_NV: Float32Array, V: number, select: (n: number) => boolean, N: number): Split {
-  const s: Split = { n: 0, top1: 0, sec: 0, bg: 0, minor: 0, junk: 0, junkMax: 0, junkCount: 0, Ttop1: 0, Tsec: 0, Tbg: 0, Hs: 0, Ht: 0, kl: 0, klBg: 0 };
+function massSplit(logits_NV: Float32Array, teacher_NV: Float32Array, V: number, select: (n: number) => boolean, N: number, isDistractor: Uint8Array): Split {
+  const s: Split = { n: 0, top1: 0, sec: 0, bg: 0, minor: 0, junk: 0, junkMax: 0, junkCount: 0, distractor: 0, distractorCount: 0, Ttop1: 0, Tsec: 0, Tbg: 0, Hs: 0, Ht: 0, kl: 0, klBg: 0 };
   const lp = new Float64Array(V);
   for (let n = 0; n < N; n++) {
     if (!select(n)) continue;
@@ -113,6 +119,10 @@ function massSplit(logits_NV: Float32Array, teacher_NV: Float32Array, V: number,
       const lt = teacher_NV[o + v];
       const pt = Math.exp(lt);
       s.Hs -= ps * lp[v];
+      if (isDistractor[v]) {
+        s.distractor += ps;
+        if (ps > 1e-3) s.distractorCount++;
+      }
       s.Ht -= pt * lt;
       const k = pt * (lt - lp[v]);
       s.kl += k;
@@ -138,6 +148,41 @@ function massSplit(logits_NV: Float32Array, teacher_NV: Float32Array, V: number,
   }
   for (const k of Object.keys(s) as (keyof Split)[]) if (k !== 'n') s[k] /= Math.max(1, s.n);
   return s;
+}
+
+/**
+ * Student entropy and the student's mass on the digit tokens, by the kind of the teacher's top-1 token at the
+ * position: a digit, <eos>, or anything else (step and answer markers): where the entropy sits.
+ */
+function byKind(logits_NV: Float32Array, teacher_NV: Float32Array, V: number, mask_N: ArrayLike<number>, N: number, digits: readonly number[], eos: number): string {
+  const acc = { digit: [0, 0, 0], eos: [0, 0, 0], other: [0, 0, 0] }; // [positions, H_S, pS(digits)]
+  for (let n = 0; n < N; n++) {
+    if (!(mask_N[n] > 0)) continue;
+    const o = n * V;
+    let top = 0;
+    let max = -Infinity;
+    for (let v = 0; v < V; v++) {
+      if (teacher_NV[o + v] > teacher_NV[o + top]) top = v;
+      max = Math.max(max, logits_NV[o + v]);
+    }
+    let z = 0;
+    for (let v = 0; v < V; v++) z += Math.exp(logits_NV[o + v] - max);
+    const lse = max + Math.log(z);
+    let H = 0;
+    for (let v = 0; v < V; v++) {
+      const l = logits_NV[o + v] - lse;
+      H -= Math.exp(l) * l;
+    }
+    let pd = 0;
+    for (const d of digits) pd += Math.exp(logits_NV[o + d] - lse);
+    const a = digits.includes(top) ? acc.digit : top === eos ? acc.eos : acc.other;
+    a[0]++;
+    a[1] += H;
+    a[2] += pd;
+  }
+  return (Object.entries(acc) as [string, number[]][])
+    .map(([k, a]) => `${k}: n ${a[0]} H_S ${(a[1] / Math.max(1, a[0])).toFixed(2)} pS(digits) ${(a[2] / Math.max(1, a[0])).toFixed(2)}`)
+    .join(' | ');
 }
 
 const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
@@ -255,6 +300,7 @@ async function check(args: string[]): Promise<void> {
 
 async function train(args: string[]): Promise<void> {
   const every = Number(takeFlag(args, 'every') ?? 10);
+  const showRows = Number(takeFlag(args, 'show') ?? 0);
   const out = takeFlag(args, 'out');
   const { config, ctx } = await setup(args);
   const d = config.distill;
@@ -267,7 +313,9 @@ async function train(args: string[]): Promise<void> {
   console.log(`pass@1 step 0: ${f(p0)}`);
   log({ step: 0, pass1: p0 });
   const V = ctx.student.config.vocabSize;
-  console.log('step  corr  fin  | pS: top1   sec    bg (minor  junk  max  #>1e-3) | pT: top1   sec    bg   | H_S   H_T   KL    KLbg | off-path share, pS bg, H_S');
+  const isDistractor = new Uint8Array(V);
+  for (const v of ctx.task.vocab.groups.distractors) isDistractor[v] = 1;
+  console.log('step  corr  fin  | pS: top1   sec    bg (minor  junk  max  #>1e-3) | pT: top1   sec    bg   | H_S   H_T   KL    KLbg | distr #>1e-3 | off-path share, pS bg, H_S');
   for (let s = 1; s <= d.steps; s++) {
     const prepared = prepareBatch(ctx, s);
     try {
@@ -279,14 +327,21 @@ async function train(args: string[]): Promise<void> {
         const prompts = ctx.task.samplePrompts('train', d.prompts, deriveSeed(config.seed, 'distill', 'prompts', s));
         const rowsPrompts = prompts.flatMap((p) => Array.from({ length: d.rollouts }, () => p));
         const conf = confusionRows(ctx.task, rowsPrompts, tokens_N, mask_N, R);
-        const all = massSplit(upd.logits_NV, prepared.teacherLogp_NV, V, (n) => mask_N[n] > 0, N);
-        const offp = massSplit(upd.logits_NV, prepared.teacherLogp_NV, V, (n) => mask_N[n] > 0 && conf[n] > 0, N);
+        const all = massSplit(upd.logits_NV, prepared.teacherLogp_NV, V, (n) => mask_N[n] > 0, N, isDistractor);
+        const offp = massSplit(upd.logits_NV, prepared.teacherLogp_NV, V, (n) => mask_N[n] > 0 && conf[n] > 0, N, isDistractor);
         const corr = prepared.reward_S.reduce((a, x) => a + x, 0) / B;
         const fin = (prepared.batch as Rollouts).finished_B.reduce((a, x) => a + x, 0) / B;
         console.log(
-          `${String(s).padStart(4)}  ${f(corr, 2)}  ${f(fin, 2)} |     ${f(all.top1)} ${f(all.sec)} ${f(all.bg)} (${f(all.minor)} ${f(all.junk)} ${f(all.junkMax)} ${f(all.junkCount, 1)}) |     ${f(all.Ttop1)} ${f(all.Tsec)} ${f(all.Tbg, 4)} | ${f(all.Hs, 2)}  ${f(all.Ht, 2)}  ${f(all.kl, 2)}  ${f(all.klBg, 3)} | ${f(offp.n / all.n, 2)} ${f(offp.bg)} ${f(offp.Hs, 2)}`,
+          `${String(s).padStart(4)}  ${f(corr, 2)}  ${f(fin, 2)} |     ${f(all.top1)} ${f(all.sec)} ${f(all.bg)} (${f(all.minor)} ${f(all.junk)} ${f(all.junkMax)} ${f(all.junkCount, 1)}) |     ${f(all.Ttop1)} ${f(all.Tsec)} ${f(all.Tbg, 4)} | ${f(all.Hs, 2)}  ${f(all.Ht, 2)}  ${f(all.kl, 2)}  ${f(all.klBg, 3)} | ${f(all.distractor)} ${f(all.distractorCount, 1)} | ${f(offp.n / all.n, 2)} ${f(offp.bg)} ${f(offp.Hs, 2)}`,
         );
-        log({ step: s, correct: corr, finished: fin, all, offPath: offp });
+        const kinds = byKind(upd.logits_NV, prepared.teacherLogp_NV, V, mask_N, N, ctx.task.vocab.groups.digits, tok.eos);
+        console.log(`      by the teacher's top-1: ${kinds}`);
+        log({ step: s, correct: corr, finished: fin, all, offPath: offp, kinds });
+        for (let b = 0; b < Math.min(showRows, B); b++) {
+          const L = prepared.batch.responseLength_B[b];
+          const y = tokens_N.subarray(b * R, b * R + L);
+          console.log(`      ${ctx.task.describe(rowsPrompts[b])}: ${ctx.task.vocab.decode(y)}  [${prepared.reward_S[b] ? 'correct' : 'wrong'}]`);
+        }
       }
     } finally {
       prepared.dispose();
@@ -299,11 +354,45 @@ async function train(args: string[]): Promise<void> {
   ctx.optimizer.dispose();
 }
 
+interface LogRow {
+  label: string; method: string; objective: Record<string, unknown>; lr: number; seed: number; step: number;
+  pass1?: number; final?: boolean; all?: Split;
+}
+
+/** One line per run in --out files: pass@1 before and after, and the first and last reported split. */
+function summary(files: string[]): void {
+  const runs = new Map<string, LogRow[]>();
+  for (const file of files) {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      const r = JSON.parse(line) as LogRow;
+      // a run restarts at step 0: key by label and occurrence
+      const key = r.label;
+      if (r.step === 0 && r.pass1 !== undefined) runs.set(key, []);
+      runs.get(key)?.push(r);
+    }
+  }
+  console.log('method  options                 lr     seed | pass@1 0 -> S | H_S first -> last | H_T | pS junk first -> last | pS distractors first -> last');
+  for (const rows of runs.values()) {
+    const p = rows.filter((r) => r.pass1 !== undefined);
+    const sp = rows.filter((r) => r.all);
+    if (p.length < 2 || sp.length < 1) continue;
+    const a = sp[0].all!;
+    const b = sp[sp.length - 1].all!;
+    const o = rows[0].objective;
+    const opt = rows[0].method === 'gkd' ? `beta ${o.beta} topK ${o.topK}` : rows[0].method === 'aopd' ? `eta ${o.eta} topK ${o.topK}` : '';
+    console.log(
+      `${rows[0].method.padEnd(7)} ${opt.padEnd(23)} ${String(rows[0].lr).padEnd(6)} ${rows[0].seed}    | ${f(p[0].pass1!)} -> ${f(p[p.length - 1].pass1!)} | ${f(a.Hs, 2)} -> ${f(b.Hs, 2)} | ${f(b.Ht, 2)} | ${f(a.junk)} -> ${f(b.junk)} | ${f(a.distractor)} -> ${f(b.distractor)}`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   if (cmd === 'check') return check(rest);
   if (cmd === 'train') return train(rest);
-  console.error('usage: node dist/bench/p1Study.js check|train [opdlab run args] [--every k] [--out file.jsonl] (see the file header)');
+  if (cmd === 'summary') return summary(rest);
+  console.error('usage: node dist/bench/p1Study.js check|train [opdlab run args] [--every k] [--out file.jsonl] [--show n] | summary file.jsonl... (see the file header)');
   process.exitCode = 2;
 }
 

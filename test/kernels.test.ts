@@ -238,10 +238,33 @@ describe('row kernels', () => {
     expect(e[0]).toBeLessThan(2 ** -126);
   });
 
-  for (const [rows, v, seed] of [[5, 300, 1], [3, 4099, 2], [2, 70, 3]] as const) {
+  it('logsumexp (exponentials only summed, a polynomial one degree lower): within 2e-7 per term plus the float32 sums', () => {
+    // rows [0, a_1 .. a_4], a_j uniform in [-87, 0]: lse = log(1 + sum e^a); an error of 1.8e-7 per term moves it by
+    // at most 1.8e-7 (sum e^a) / (1 + sum e^a), float32 partial sums of <= 5 terms by at most 4 * 2^-24
+    const rows = 3000;
+    const v = 5;
+    const r = rng(11);
+    const src = Float32Array.from({ length: rows * v }, (_, i) => (i % v === 0 ? 0 : -87 * r()));
+    for (const k of both) {
+      const a = k.arena(rows * v * 4 + rows * 8 + 1024);
+      const z = a.f32(rows * v);
+      z.set(src);
+      const lse = a.f64(rows);
+      k.logsumexpRows(z, rows, v, lse);
+      for (let n = 0; n < rows; n++) {
+        let tail = 0;
+        for (let j = 1; j < v; j++) tail += Math.exp(src[n * v + j]);
+        const ref = Math.log1p(tail);
+        const bound = (1.8e-7 * tail) / (1 + tail) + 4 * 2 ** -24 + 1e-15;
+        if (!(Math.abs(lse[n] - ref) <= bound)) throw new Error(`${k.name} row ${n}: lse ${lse[n]} vs ${ref} (bound ${bound})`);
+      }
+    }
+  });
+
+  for (const [rows, v, seed] of [[5, 300, 1], [3, 4099, 2], [2, 70, 3], [2, 4096, 4]] as const) {
     it(`top-K: wasm == JS == a full sort, ties to the lower id (${rows} x ${v})`, () => {
       for (const src of [randn(rows * v, seed), tiedRows(rows, v, seed)]) {
-        for (const k of [1, 3, 16, 64, 65, v]) {
+        for (const k of [1, 3, 16, 32, 64, 65, v]) {
           if (k > v) continue;
           const ref = bruteTopK(src, rows, v, k);
           const js = topKRows(src, rows, v, k);
@@ -344,6 +367,40 @@ describe('row kernels', () => {
       k.jsdRows(z, t, w, rows, v, 1, beta, loss, a.f32(rows), g);
       expectAllclose(loss, lossRef, { rtol: 1e-5, atol: 1e-6, label: `${k.name} jsd loss` });
       expectAllclose(g, gradRef, { rtol: 1e-4, atol: 1e-6, label: `${k.name} jsd grad` });
+    }
+  });
+
+  it('gathers the asked entries of each row (hand-checkable), wasm == JS, and refuses ids out of range', () => {
+    const rows = 3;
+    const v = 70;
+    const src = Float32Array.from({ length: rows * v }, (_, i) => i + 0.5); // entry (n, c) holds n * 70 + c + 0.5
+    const idsSrc = [0, 69, 5, 5, 1, 68, 33, 0, 2];
+    for (const k of both) {
+      const a = k.arena(rows * v * 4 + 1024);
+      const z = a.f32(rows * v);
+      z.set(src);
+      const ids = a.i32(rows * 3);
+      ids.set(idsSrc);
+      const out = a.f32(rows * 3);
+      k.gatherRows(z, rows, v, ids, 3, out);
+      expect(Array.from(out), k.name).toEqual([0.5, 69.5, 5.5, 75.5, 71.5, 138.5, 173.5, 140.5, 142.5]);
+      // ids and out as plain arrays (copied through the SIMD module's own block), and rows wider than that block
+      const plain = new Float32Array(rows * 3);
+      k.gatherRows(z, rows, v, Int32Array.from(idsSrc), 3, plain);
+      expect(Array.from(plain), `${k.name} plain arrays`).toEqual(Array.from(out));
+      plain.fill(0);
+      k.gatherRows(Float32Array.from(src), rows, v, Int32Array.from(idsSrc), 3, plain); // logits not in the arena
+      expect(Array.from(plain), `${k.name} plain logits`).toEqual(Array.from(out));
+      const wideCols = 40000;
+      const wideIds = Int32Array.from({ length: rows * wideCols }, (_, i) => (i * 7) % v);
+      const wide = new Float32Array(rows * wideCols);
+      k.gatherRows(z, rows, v, wideIds, wideCols, wide);
+      expect(wide[rows * wideCols - 1], `${k.name} wide`).toBe(src[(rows - 1) * v + wideIds[rows * wideCols - 1]]);
+      expect(wide[12345], `${k.name} wide`).toBe(src[wideIds[12345]]);
+      ids[4] = v;
+      expect(() => k.gatherRows(z, rows, v, ids, 3, out), k.name).toThrow(/ids must lie in \[0, 70\), got 70 at 4/);
+      ids[4] = -1;
+      expect(() => k.gatherRows(z, rows, v, ids, 3, out), k.name).toThrow(/got -1 at 4/);
     }
   });
 

@@ -78,12 +78,22 @@ export interface RowKernels {
     z: Float32Array, t: Float32Array, w: Float32Array, rows: number, vocab: number, invTau: number, beta: number,
     loss: Float32Array, entropy: Float32Array, g: Float32Array,
   ): void;
+  /**
+   * out[n * cols + c] = z[n * vocab + ids[n * cols + c]]: the few entries of each row a kernel needs, gathered in one
+   * pass (read one by one from JS after a full pass over the rows, each costs a cache miss; the SIMD module keeps many
+   * loads in flight). Any arrays: ids and out are copied through a block of the SIMD module's own (no arena space
+   * taken, no view invalidated); z is read in place when it is a view for these kernels (arena, load, inPlace), else
+   * gathered in JS.
+   */
+  gatherRows(z: Float32Array, rows: number, vocab: number, ids: Int32Array, cols: number, out: Float32Array): void;
 }
 
 const ALIGN = 16;
 const PAGE = 65536;
-/** The SIMD module's shadow stack on the tfjs heap (its kernels use a few dozen bytes of it). */
+/** The SIMD module's shadow stack on the tfjs heap (its kernels use about a kilobyte of it). */
 const STACK_BYTES = 64 * 1024;
+/** A block of the SIMD module's memory, allocated with it, through which gatherRows copies ids and values. */
+const GATHER_BYTES = 256 * 1024;
 
 const alignUp = (x: number) => Math.ceil(x / ALIGN) * ALIGN;
 
@@ -371,6 +381,15 @@ function jsJsdRows(
   }
 }
 
+/** Checks gatherRows' ids (the SIMD kernel would read whatever lies at an id out of range). */
+function checkGatherIds(ids: Int32Array, rows: number, vocab: number, cols: number): void {
+  if (ids.length < rows * cols) throw new Error(`row kernel gatherRows: ids must hold rows * cols = ${rows * cols} entries, got ${ids.length}`);
+  for (let i = 0; i < rows * cols; i++) {
+    const id = ids[i];
+    if (!(id >= 0 && id < vocab)) throw new Error(`row kernel gatherRows: ids must lie in [0, ${vocab}), got ${id} at ${i}`);
+  }
+}
+
 /** The plain-JS implementations (they accept any arrays, not only arena views). */
 const jsFunctions: Omit<RowKernels, 'name' | 'zeroCopy' | 'arena' | 'inPlace'> = {
   firstNonFinite(x) {
@@ -434,6 +453,10 @@ const jsFunctions: Omit<RowKernels, 'name' | 'zeroCopy' | 'arena' | 'inPlace'> =
     if (lse) jsFunctions.logsumexpRows(z, rows, vocab, lse, scale);
   },
   jsdRows: jsJsdRows,
+  gatherRows(z, rows, vocab, ids, cols, out) {
+    checkGatherIds(ids, rows, vocab, cols);
+    for (let n = 0; n < rows; n++) for (let c = 0; c < cols; c++) out[n * cols + c] = z[n * vocab + ids[n * cols + c]];
+  },
 };
 
 /** The plain-JS kernels: zero-copy views on the tfjs wasm heap, an ArrayBuffer arena elsewhere. */
@@ -471,6 +494,7 @@ interface RowsExports {
   scale_rows(p: number, c: number, g: number, rows: number, vocab: number): void;
   topk_rows(z: number, ids: number, values: number, lse: number, scale: number, rows: number, vocab: number, k: number): void;
   jsd_rows(z: number, t: number, w: number, invTau: number, beta: number, loss: number, entropy: number, g: number, rows: number, vocab: number): void;
+  gather_rows(z: number, ids: number, out: number, rows: number, vocab: number, cols: number): void;
 }
 
 /** Section ids of a wasm binary, in order. */
@@ -512,15 +536,18 @@ function createWasmKernels(heap: TfjsHeap | null): RowKernels {
   const instance = new WebAssembly.Instance(compiledRows(), { env: { memory } });
   const x = instance.exports as unknown as RowsExports;
   let arena: HeapArena | BufferArena;
+  let gatherBlock: number;
   if (heap) {
     // the module's shadow stack (below __heap_base in its own layout) would overlap tfjs's data: move it into a
-    // block of the tfjs heap (the stack grows down from the block's end)
-    const stack = heap.backend.wasm._malloc(STACK_BYTES) >>> 0;
+    // block of the tfjs heap (the stack grows down from the block's end); the gather block next to it
+    const stack = heap.backend.wasm._malloc(STACK_BYTES + GATHER_BYTES + ALIGN) >>> 0;
     if (!stack) throw new Error('wasm row kernels: could not allocate their stack on the tfjs heap');
     x.__stack_pointer.value = Math.floor((stack + STACK_BYTES) / ALIGN) * ALIGN;
+    gatherBlock = alignUp(stack + STACK_BYTES);
     arena = new HeapArena(heap);
   } else {
-    arena = new BufferArena(memory, x.__heap_base.value as number);
+    gatherBlock = alignUp(x.__heap_base.value as number);
+    arena = new BufferArena(memory, gatherBlock + GATHER_BYTES);
   }
   const ptr = (view: Float32Array | Float64Array | Int32Array, arg: string) => {
     if (view.buffer !== memory.buffer) throw new Error(`wasm row kernel: ${arg} must be a view from the current kernel arena`);
@@ -559,6 +586,29 @@ function createWasmKernels(heap: TfjsHeap | null): RowKernels {
     },
     jsdRows(z, t, w, rows, vocab, invTau, beta, loss, entropy, g) {
       x.jsd_rows(ptr(z, 'z'), ptr(t, 't'), ptr(w, 'w'), invTau, beta, ptr(loss, 'loss'), ptr(entropy, 'entropy'), ptr(g, 'g'), rows, vocab);
+    },
+    gatherRows(z, rows, vocab, ids, cols, out) {
+      checkGatherIds(ids, rows, vocab, cols);
+      if (out.length < rows * cols) throw new Error(`wasm row kernel gatherRows: out must hold rows * cols = ${rows * cols} entries, got ${out.length}`);
+      if (z.buffer !== memory.buffer || 8 * cols > GATHER_BYTES) {
+        // logits elsewhere (a plain array), or rows too wide for the block: one by one in JS
+        jsFunctions.gatherRows(z, rows, vocab, ids, cols, out);
+        return;
+      }
+      const zAt = z.byteOffset;
+      if (ids.buffer === memory.buffer && out.buffer === memory.buffer) {
+        x.gather_rows(zAt, ids.byteOffset, out.byteOffset, rows, vocab, cols);
+        return;
+      }
+      // through the gather block, as many rows at a time as fit (their ids, then room for their values)
+      const step = Math.floor(GATHER_BYTES / (8 * Math.max(cols, 1)));
+      for (let n = 0; n < rows; n += step) {
+        const count = Math.min(step, rows - n);
+        const values = gatherBlock + 4 * count * cols;
+        new Int32Array(memory.buffer, gatherBlock, count * cols).set(ids.subarray(n * cols, (n + count) * cols));
+        x.gather_rows(zAt + n * vocab * 4, gatherBlock, values, count, vocab, cols);
+        out.set(new Float32Array(memory.buffer, values, count * cols), n * cols);
+      }
     },
   };
 }

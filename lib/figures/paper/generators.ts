@@ -6,6 +6,10 @@
  *
  *   c1c2       C1, C2                 the warm-up student's rollouts, black hole, tracker (simulation, seed 0)
  *   dynamics   C5, C7, C8             specs/dynamics.json: opd / aopd / gkd curves
+ *   ablations  C4, C6, C10-C13        specs eta, beta, topk, location: the AOPD ablations (paper/ablations/data.ts)
+ *   neighbours C14-C18                specs/neighbours.json runs + exact gradients, estimator variance, G-OPD rewards,
+ *                                     PROPS sampling error on each seed's warm-up student (paper/neighbours/data.ts)
+ *   initcontinual C3, C8, C9         specs init + continual: weak vs strong warm-up, continual tool stage (paper/initcontinual/)
  *
  * `opdlab reproduce` = for each generator: train its specs' missing runs, generate its data file, then draw every
  * figure (lib/figures/reproduce.ts). `opdlab figures --generate <name>` runs one generator on existing runs.
@@ -13,6 +17,9 @@
 import type { ReproduceMode } from '../sweeps';
 import { generateC1C2Data } from './generate';
 import { generateDynamicsData } from './generateDynamics';
+import { generateAblationsData } from './ablations/data';
+import { generateNeighboursData } from './neighbours/data';
+import { generateInitContinualData } from './initcontinual/data';
 
 export interface GenerateContext {
   /** 'full' = the committed results (3 seeds), 'quick' = the tiny version the tests run. */
@@ -54,6 +61,33 @@ export const DATA_GENERATORS: DataGenerator[] = [
     specs: ['dynamics'],
     async generate(ctx) {
       generateDynamicsData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
+    },
+  },
+  {
+    name: 'ablations',
+    dataFile: 'ablations.json',
+    claims: ['C4', 'C6', 'C10', 'C11', 'C12', 'C13'],
+    specs: ['eta', 'beta', 'topk', 'location'],
+    async generate(ctx) {
+      generateAblationsData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
+    },
+  },
+  {
+    name: 'neighbours',
+    dataFile: 'neighbours.json',
+    claims: ['C14', 'C15', 'C16', 'C17', 'C18'],
+    specs: ['neighbours'],
+    async generate(ctx) {
+      await generateNeighboursData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
+    },
+  },
+  {
+    name: 'initcontinual',
+    dataFile: 'initcontinual.json',
+    claims: ['C3', 'C8', 'C9'],
+    specs: ['init', 'continual'],
+    async generate(ctx) {
+      generateInitContinualData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
   },
 ];

@@ -7,6 +7,21 @@
  *   fig4aGradientNorm            claim C5   data/figures/dynamics.json
  *   fig5Entropy                  claim C7   data/figures/dynamics.json
  *   fig6TrainingCurves           claim C8   data/figures/dynamics.json
+ *   fig3JsdFamilyDynamics        claim C4   data/figures/ablations.json
+ *   fig4bcInterventionRatio      claim C6   data/figures/ablations.json
+ *   fig7BetaAccuracy             claim C10  data/figures/ablations.json
+ *   fig8abTopK                   claim C11  data/figures/ablations.json
+ *   fig8cInterventionLocation    claim C12  data/figures/ablations.json
+ *   fig11EtaAblation             claim C13  data/figures/ablations.json
+ *   opdplusBias                  claim C14  data/figures/neighbours.json
+ *   revisitingVariance           claim C15  data/figures/neighbours.json
+ *   scopeVsOpd                   claim C16  data/figures/neighbours.json
+ *   gopdRewardScale              claim C17  data/figures/neighbours.json
+ *   propsSamplingError           claim C18  data/figures/neighbours.json
+ *   fig2cWarmupStrength          claim C3   data/figures/initcontinual.json
+ *   table1InitStrength           claim C8   data/figures/initcontinual.json
+ *   fig10WeakInitCurves          claim C8   data/figures/initcontinual.json
+ *   table2ContinualLearning      claim C9   data/figures/initcontinual.json
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -20,6 +35,9 @@ import { c5Numbers, fig4aGradientNorm } from './fig4a';
 import { c7Numbers, fig5Entropy } from './fig5';
 import { c8Numbers, fig6TrainingCurves } from './fig6';
 import { readDynamicsData } from './generateDynamics';
+import * as ablations from './ablations';
+import * as neighbours from './neighbours';
+import * as initcontinual from './initcontinual';
 
 export * from './fig2a';
 export * from './fig2b';
@@ -27,6 +45,9 @@ export * from './fig4a';
 export * from './fig5';
 export * from './fig6';
 export * from './generateDynamics';
+export * from './ablations';
+export * from './neighbours';
+export * from './initcontinual';
 
 export interface PaperFigure {
   /** File stem under figures/ (the exported function's name). */
@@ -82,6 +103,141 @@ export const PAPER_FIGURES: readonly PaperFigure[] = [
     make(path) {
       const d = readDynamicsData(path).methods;
       return { figure: fig6TrainingCurves(d), numbers: c8Numbers(d) };
+    },
+  },
+  {
+    name: 'fig3JsdFamilyDynamics',
+    claim: 'C4',
+    dataFile: 'ablations.json',
+    make(path) {
+      const d = ablations.readAblationsData(path);
+      return { figure: ablations.fig3JsdFamilyDynamics(d), numbers: ablations.c4Numbers(d) };
+    },
+  },
+  {
+    name: 'fig4bcInterventionRatio',
+    claim: 'C6',
+    dataFile: 'ablations.json',
+    make(path) {
+      const d = ablations.readAblationsData(path);
+      return { figure: ablations.fig4bcInterventionRatio(d), numbers: ablations.c6Numbers(d) };
+    },
+  },
+  {
+    name: 'fig7BetaAccuracy',
+    claim: 'C10',
+    dataFile: 'ablations.json',
+    make(path) {
+      const d = ablations.readAblationsData(path);
+      return { figure: ablations.fig7BetaAccuracy(d), numbers: ablations.c10Numbers(d) };
+    },
+  },
+  {
+    name: 'fig8abTopK',
+    claim: 'C11',
+    dataFile: 'ablations.json',
+    make(path) {
+      const d = ablations.readAblationsData(path);
+      return { figure: ablations.fig8abTopK(d), numbers: ablations.c11Numbers(d) };
+    },
+  },
+  {
+    name: 'fig8cInterventionLocation',
+    claim: 'C12',
+    dataFile: 'ablations.json',
+    make(path) {
+      const d = ablations.readAblationsData(path);
+      return { figure: ablations.fig8cInterventionLocation(d), numbers: ablations.c12Numbers(d) };
+    },
+  },
+  {
+    name: 'fig11EtaAblation',
+    claim: 'C13',
+    dataFile: 'ablations.json',
+    make(path) {
+      const d = ablations.readAblationsData(path);
+      return { figure: ablations.fig11EtaAblation(d), numbers: ablations.c13Numbers(d) };
+    },
+  },
+  {
+    name: 'opdplusBias',
+    claim: 'C14',
+    dataFile: 'neighbours.json',
+    make(path) {
+      const d = neighbours.readNeighboursData(path);
+      return { figure: neighbours.opdplusBias(d), numbers: neighbours.c14Numbers(d) };
+    },
+  },
+  {
+    name: 'revisitingVariance',
+    claim: 'C15',
+    dataFile: 'neighbours.json',
+    make(path) {
+      const d = neighbours.readNeighboursData(path);
+      return { figure: neighbours.revisitingVariance(d), numbers: neighbours.c15Numbers(d) };
+    },
+  },
+  {
+    name: 'scopeVsOpd',
+    claim: 'C16',
+    dataFile: 'neighbours.json',
+    make(path) {
+      const d = neighbours.readNeighboursData(path);
+      return { figure: neighbours.scopeVsOpd(d), numbers: neighbours.c16Numbers(d) };
+    },
+  },
+  {
+    name: 'gopdRewardScale',
+    claim: 'C17',
+    dataFile: 'neighbours.json',
+    make(path) {
+      const d = neighbours.readNeighboursData(path);
+      return { figure: neighbours.gopdRewardScale(d), numbers: neighbours.c17Numbers(d) };
+    },
+  },
+  {
+    name: 'propsSamplingError',
+    claim: 'C18',
+    dataFile: 'neighbours.json',
+    make(path) {
+      const d = neighbours.readNeighboursData(path);
+      return { figure: neighbours.propsSamplingError(d), numbers: neighbours.c18Numbers(d) };
+    },
+  },
+  {
+    name: 'fig2cWarmupStrength',
+    claim: 'C3',
+    dataFile: 'initcontinual.json',
+    make(path) {
+      const d = initcontinual.readInitContinualData(path);
+      return { figure: initcontinual.fig2cWarmupStrength(d), numbers: initcontinual.c3Numbers(d) };
+    },
+  },
+  {
+    name: 'table1InitStrength',
+    claim: 'C8',
+    dataFile: 'initcontinual.json',
+    make(path) {
+      const d = initcontinual.readInitContinualData(path);
+      return { figure: initcontinual.table1InitStrength(d), numbers: initcontinual.c8InitNumbers(d) };
+    },
+  },
+  {
+    name: 'fig10WeakInitCurves',
+    claim: 'C8',
+    dataFile: 'initcontinual.json',
+    make(path) {
+      const d = initcontinual.readInitContinualData(path);
+      return { figure: initcontinual.fig10WeakInitCurves(d), numbers: {} };
+    },
+  },
+  {
+    name: 'table2ContinualLearning',
+    claim: 'C9',
+    dataFile: 'initcontinual.json',
+    make(path) {
+      const d = initcontinual.readInitContinualData(path);
+      return { figure: initcontinual.table2ContinualLearning(d), numbers: initcontinual.c9Numbers(d) };
     },
   },
 ];

@@ -249,6 +249,9 @@ export function rklSupportRows(
   const e = new Float64Array(cols); // exp(a_c - max_S)
   const g = new Float64Array(cols); // dF/dxh_c
   const qh = new Float64Array(cols); // Qh_c
+  // the support's logits of every row in one SIMD gather (one by one here, each would be a cache miss)
+  const zS_NC = new Float32Array(rows * cols);
+  rowKernels().gatherRows(z_NV, rows, vocab, ids_NC, cols, zS_NC); // NV -> NC
   for (let n = 0; n < rows; n++) {
     const base = n * vocab;
     grad_NV.fill(0, base, base + vocab);
@@ -256,10 +259,10 @@ export function rklSupportRows(
     const cBase = n * cols;
     const width = width_N[n];
     let maxS = -Infinity;
-    for (let c = 0; c < width; c++) maxS = Math.max(maxS, z_NV[base + ids_NC[cBase + c]]);
+    for (let c = 0; c < width; c++) maxS = Math.max(maxS, zS_NC[cBase + c]);
     let sumS = 0;
     for (let c = 0; c < width; c++) {
-      const ec = Math.exp(z_NV[base + ids_NC[cBase + c]] - maxS);
+      const ec = Math.exp(zS_NC[cBase + c] - maxS);
       e[c] = ec;
       sumS += ec;
     }
@@ -269,7 +272,7 @@ export function rklSupportRows(
     let clipped = 0;
     for (let c = 0; c < width; c++) {
       const q = e[c] / sumS;
-      const d = z_NV[base + ids_NC[cBase + c]] - lseS - yh_NC[cBase + c];
+      const d = zS_NC[cBase + c] - lseS - yh_NC[cBase + c];
       let dc = d;
       let inside = 1;
       if (clip > 0 && (d > clip || d < -clip)) {
@@ -335,7 +338,12 @@ export function teacherSupportFromLogits(
   const lse_N = Float64Array.from(lse);
   const logp_NK = new Float64Array(rows * k);
   for (let i = 0; i < rows * k; i++) logp_NK[i] = top[i] * invTau - lse_N[Math.floor(i / k)];
-  const sampled_N = sampledIds_N ? Float64Array.from(sampledIds_N, (y, n) => t_NV[n * vocab + y] * invTau - lse_N[n]) : null;
+  let sampled_N: Float64Array | null = null;
+  if (sampledIds_N) {
+    const t_N = new Float32Array(rows);
+    kernels.gatherRows(t_NV, rows, vocab, sampledIds_N, 1, t_N); // NV -> N: the logits at the asked ids
+    sampled_N = Float64Array.from(t_N, (t, n) => t * invTau - lse_N[n]);
+  }
   const tail_N = withTail ? new Float64Array(rows) : null;
   const inS = new Uint8Array(vocab);
   for (let n = 0; tail_N && n < rows; n++) {

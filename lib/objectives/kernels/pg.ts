@@ -66,7 +66,8 @@ export function teacherLogprobs(batch: DistillBatch, k: number, tail = false): T
   if (k > 0) kernels.topKRows(zT, rows, vocab, k, ids, values, lse_N); // NV -> NK, N (the top-1 is the row max)
   else kernels.logsumexpRows(zT, rows, vocab, lse_N); // NV -> N (the same numbers as the line above)
   const lpT_N = new Float32Array(rows);
-  for (let n = 0; n < rows; n++) lpT_N[n] = zT[n * vocab + batch.tokens_N[n]] - lse_N[n];
+  kernels.gatherRows(zT, rows, vocab, batch.tokens_N, 1, lpT_N); // NV -> N: the logit at y_t (one SIMD gather)
+  for (let n = 0; n < rows; n++) lpT_N[n] = lpT_N[n] - lse_N[n];
   if (k <= 0) return { lpT_N, support: null, tail_N: null };
   const support: TopK = { rows, k, ids_NK: Int32Array.from(ids), values_NK: new Float32Array(rows * k) };
   for (let i = 0; i < rows * k; i++) support.values_NK[i] = values[i] - lse_N[Math.floor(i / k)];
@@ -105,9 +106,10 @@ export interface StudentRows {
   vocab: number;
   /** [N] the scale of each row's exponentials (arena view: read by the SIMD pass); 0 until set. */
   dense_N: Float32Array;
-  /** Sparse entries: flat indices into g and their values, written after the dense pass. */
-  entryAt: number[];
-  entryValue: number[];
+  /** Sparse entries: flat indices into g and their values (the first `entries`), written after the dense pass. */
+  entryAt: Int32Array;
+  entryValue: Float64Array;
+  entries: number;
 }
 
 /** The exponential pass of `StudentRows` over the logits z (e into the gradient's memory g). */
@@ -118,7 +120,8 @@ export function studentRows(kernels: RowKernels, arena: Arena, z: Float32Array, 
   const lse_N = new Float64Array(rows);
   for (let n = 0; n < rows; n++) lse_N[n] = max_N[n] + Math.log(sum_N[n]);
   const dense_N = arena.f32(rows).fill(0);
-  return { kernels, z, g, sum_N, lse_N, vocab, dense_N, entryAt: [], entryValue: [] };
+  // room for one entry per row (the PG rows); setEntry grows it for more
+  return { kernels, z, g, sum_N, lse_N, vocab, dense_N, entryAt: new Int32Array(rows + 16), entryValue: new Float64Array(rows + 16), entries: 0 };
 }
 
 /** Row n of the gradient = a p_v (plus its sparse entries): the row's exponentials will be scaled by a / s. */
@@ -128,15 +131,23 @@ export function setDenseRow(s: StudentRows, n: number, a: number): void {
 
 /** g[n, v] = value over the dense part (n, v the row and column). */
 export function setEntry(s: StudentRows, n: number, v: number, value: number): void {
-  s.entryAt.push(n * s.vocab + v);
-  s.entryValue.push(value);
+  if (s.entries === s.entryAt.length) {
+    const at = new Int32Array(2 * s.entries);
+    at.set(s.entryAt);
+    const values = new Float64Array(2 * s.entries);
+    values.set(s.entryValue);
+    s.entryAt = at;
+    s.entryValue = values;
+  }
+  s.entryAt[s.entries] = n * s.vocab + v;
+  s.entryValue[s.entries++] = value;
 }
 
 /** Writes every row: one SIMD pass g = dense_N[n] e over all rows, then the sparse entries. */
 export function writeRows(s: StudentRows): void {
   const rows = s.dense_N.length;
   s.kernels.scaleRows(s.g, s.dense_N, rows, s.vocab, s.g); // NV -> NV, in place
-  for (let i = 0; i < s.entryAt.length; i++) s.g[s.entryAt[i]] = s.entryValue[i];
+  for (let i = 0; i < s.entries; i++) s.g[s.entryAt[i]] = s.entryValue[i];
 }
 
 /**
