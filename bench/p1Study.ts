@@ -304,9 +304,9 @@ async function train(args: string[]): Promise<void> {
   const out = takeFlag(args, 'out');
   const { config, ctx } = await setup(args);
   const d = config.distill;
-  const label = `${d.method} ${JSON.stringify(d.objective)} lr ${d.lr} seed ${config.seed} noise ${JSON.stringify((config.task.options as { noise?: unknown }).noise)}`;
+  const label = `${d.method} ${JSON.stringify(d.objective)} lr ${d.lr} seed ${config.seed} warmup ${config.warmup.steps} steps ${d.steps} noise ${JSON.stringify((config.task.options as { noise?: unknown }).noise)}`;
   const log = (o: Record<string, unknown>) => {
-    if (out) fs.appendFileSync(out, `${JSON.stringify({ label, method: d.method, objective: d.objective, lr: d.lr, seed: config.seed, ...o })}\n`);
+    if (out) fs.appendFileSync(out, `${JSON.stringify({ label, method: d.method, objective: d.objective, lr: d.lr, seed: config.seed, warmup: config.warmup.steps, ...o })}\n`);
   };
   console.log(label);
   const p0 = evalPass1(ctx, config);
@@ -355,7 +355,7 @@ async function train(args: string[]): Promise<void> {
 }
 
 interface LogRow {
-  label: string; method: string; objective: Record<string, unknown>; lr: number; seed: number; step: number;
+  label: string; method: string; objective: Record<string, unknown>; lr: number; seed: number; warmup?: number; step: number;
   pass1?: number; final?: boolean; all?: Split;
 }
 
@@ -372,7 +372,7 @@ function summary(files: string[]): void {
       runs.get(key)?.push(r);
     }
   }
-  console.log('method  options                 lr     seed | pass@1 0 -> S | H_S first -> last | H_T | pS junk first -> last | pS distractors first -> last');
+  console.log('method  options                 lr     seed W    S   | pass@1 0 -> S | H_S first -> last | H_T | pS junk first -> last | pS distractors first -> last');
   for (const rows of runs.values()) {
     const p = rows.filter((r) => r.pass1 !== undefined);
     const sp = rows.filter((r) => r.all);
@@ -382,7 +382,7 @@ function summary(files: string[]): void {
     const o = rows[0].objective;
     const opt = rows[0].method === 'gkd' ? `beta ${o.beta} topK ${o.topK}` : rows[0].method === 'aopd' ? `eta ${o.eta} topK ${o.topK}` : '';
     console.log(
-      `${rows[0].method.padEnd(7)} ${opt.padEnd(23)} ${String(rows[0].lr).padEnd(6)} ${rows[0].seed}    | ${f(p[0].pass1!)} -> ${f(p[p.length - 1].pass1!)} | ${f(a.Hs, 2)} -> ${f(b.Hs, 2)} | ${f(b.Ht, 2)} | ${f(a.junk)} -> ${f(b.junk)} | ${f(a.distractor)} -> ${f(b.distractor)}`,
+      `${rows[0].method.padEnd(7)} ${opt.padEnd(23)} ${String(rows[0].lr).padEnd(6)} ${rows[0].seed}    ${String(rows[0].warmup ?? '').padEnd(4)} ${String(p[p.length - 1].step).padEnd(3)} | ${f(p[0].pass1!)} -> ${f(p[p.length - 1].pass1!)} | ${f(a.Hs, 2)} -> ${f(b.Hs, 2)} | ${f(b.Ht, 2)} | ${f(a.junk)} -> ${f(b.junk)} | ${f(a.distractor)} -> ${f(b.distractor)}`,
     );
   }
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { firstNonFiniteOf, jsKernels, rowKernels, tensorFromView, type RowKernels } from '../lib/kernels';
+import { firstNonFiniteOf, jsKernels, rowKernels, setRowKernels, tensorFromView, type RowKernels } from '../lib/kernels';
 import { ROWS_WASM_BASE64 } from '../lib/kernels/rowsWasm';
 import { topKRows } from '../lib/probs/topk';
 import { expectAllclose, expectNoLeak, randn, rng } from './helpers';
@@ -306,6 +306,73 @@ describe('row kernels', () => {
     expect(firstNonFiniteOf(bad)).toBe(5);
     expectNoLeak(() => firstNonFiniteOf(bad));
     tf.dispose([ok, bad]);
+  });
+
+  it('row scan: the first non-finite value of [rows, V] data, else every row maximum (wasm == JS == a plain max)', () => {
+    for (const [rows, v] of [[5, 37], [3, 4099], [2, 16]] as const) {
+      const src = randn(rows * v, v, 3);
+      src[v + 5] = 9; // row 1's maximum, mid-row
+      src[rows * v - 1] = 11; // the last row's, in the tail
+      const ref = Array.from({ length: rows }, (_, n) => Math.max(...Array.from(src.subarray(n * v, (n + 1) * v))));
+      for (const k of both) {
+        const a = k.arena(rows * v * 4 + 1024);
+        const x = a.f32(rows * v);
+        x.set(src);
+        const max = new Float32Array(rows);
+        expect(k.scanRows(x, rows, v, max), `${k.name} ${rows} x ${v}`).toBe(-1);
+        expect(Array.from(max), `${k.name} ${rows} x ${v} maxima`).toEqual(ref.map(Math.fround));
+        for (const at of [0, v - 1, v + 3, rows * v - 1]) {
+          const keep = x[at];
+          x[at] = at % 2 ? NaN : -Infinity;
+          expect(k.scanRows(x, rows, v, max), `${k.name} bad at ${at}`).toBe(at);
+          x[at] = keep;
+        }
+        x[1] = 3e38; // finite values whose sum overflows: still finite
+        x[2] = 3e38;
+        expect(k.scanRows(x, rows, v, max), `${k.name} overflowing sums`).toBe(-1);
+        expect(max[0]).toBe(Math.fround(3e38));
+      }
+    }
+  });
+
+  it('validation\'s scan leaves the row maxima for the kernels (Arena.rowMaxOf), which then skip their max pass', () => {
+    const rows = 4;
+    const v = 45;
+    const src = randn(rows * v, 9, 2);
+    const t = tf.tensor2d(src, [rows, v]);
+    const other = tf.tensor2d(src, [rows, v]); // the same values, never scanned
+    const ref = lseRef(src, rows, v);
+    for (const k of both) {
+      setRowKernels(k);
+      try {
+        expect(firstNonFiniteOf(t)).toBe(-1);
+        const a = k.arena(rows * v * 8 + 1024, 2 * rows * v * 4);
+        const z = a.load(t);
+        const known = a.rowMaxOf(z, rows, v);
+        expect(known && Array.from(known), k.name).toEqual(Array.from({ length: rows }, (_, n) => Math.max(...Array.from(src.subarray(n * v, (n + 1) * v)))).map(Math.fround));
+        expect(a.rowMaxOf(z, v, rows), `${k.name} other shape`).toBeNull();
+        expect(a.rowMaxOf(a.load(other), rows, v), `${k.name} unscanned`).toBeNull();
+        const max = a.f32(rows);
+        max.set(known!);
+        const lse = a.f64(rows);
+        k.logsumexpRows(z, rows, v, lse, 1, max);
+        expectAllclose(lse, ref, { rtol: 1e-6, atol: 1e-6, label: `${k.name} lse from known maxima` });
+        const e = a.f32(rows * v);
+        const sum = a.f64(rows);
+        k.expRows(z, rows, v, e, max, sum, true);
+        expectAllclose(Array.from(sum, (s, n) => max[n] + Math.log(s)), ref, { rtol: 1e-6, atol: 1e-6, label: `${k.name} expRows from known maxima` });
+      } finally {
+        setRowKernels(null);
+      }
+    }
+    const bad = tf.tensor2d([1, NaN, 3, 4], [2, 2]);
+    expect(firstNonFiniteOf(bad)).toBe(1);
+    const a = wasm.arena(1024, 1024);
+    expect(a.rowMaxOf(a.load(bad), 2, 2), 'no maxima from a failed scan').toBeNull();
+    const zt = a.load(t);
+    t.dispose();
+    expect(a.rowMaxOf(zt, rows, v), 'none after dispose').toBeNull();
+    tf.dispose([other, bad]);
   });
 
   for (const [rows, v] of [[5, 11], [3, 1029]] as const) {

@@ -38,6 +38,11 @@ export interface Arena {
   load(t: tf.Tensor): Float32Array;
   /** A new float32 tensor of `shape` for the kernels to fill (call before taking any other view). */
   output(shape: number[]): OutputBuffer;
+  /**
+   * The row maxima of the tensor whose load() gave `view`, read as [rows, vocab], when validation's finiteness scan
+   * (firstNonFiniteOf) took them; else null. Kernels given them skip their max pass.
+   */
+  rowMaxOf(view: Float32Array, rows: number, vocab: number): Float32Array | null;
 }
 
 export interface RowKernels {
@@ -53,10 +58,18 @@ export interface RowKernels {
   inPlace(t: tf.Tensor): Float32Array | null;
   /** Index of the first NaN or +-Infinity in x, or -1. */
   firstNonFinite(x: Float32Array): number;
-  /** lse[n] = logsumexp_v (scale z[n, v]), scale > 0 (default 1). */
-  logsumexpRows(z: Float32Array, rows: number, vocab: number, lse: Float64Array, scale?: number): void;
-  /** e[n, v] = exp(z[n, v] - max_n); max_N[n] = max_v z[n, v]; sum_N[n] = sum_v e[n, v] (lse = max + log sum). */
-  expRows(z: Float32Array, rows: number, vocab: number, e: Float32Array, max_N: Float32Array, sum_N: Float64Array): void;
+  /**
+   * Index of the first NaN or +-Infinity in x read as [rows, vocab], or -1; then (only then) max_N[n] = max_v x[n, v]
+   * (max_N any array of rows entries).
+   */
+  scanRows(x: Float32Array, rows: number, vocab: number, max_N: Float32Array): number;
+  /** lse[n] = logsumexp_v (scale z[n, v]), scale > 0 (default 1); max_N: the row maxima if known (Arena.rowMaxOf). */
+  logsumexpRows(z: Float32Array, rows: number, vocab: number, lse: Float64Array, scale?: number, max_N?: Float32Array | null): void;
+  /**
+   * e[n, v] = exp(z[n, v] - max_n); max_N[n] = max_v z[n, v]; sum_N[n] = sum_v e[n, v] (lse = max + log sum). With
+   * maxKnown, max_N already holds the row maxima (Arena.rowMaxOf) and is only read.
+   */
+  expRows(z: Float32Array, rows: number, vocab: number, e: Float32Array, max_N: Float32Array, sum_N: Float64Array, maxKnown?: boolean): void;
   /** p[n, :] = softmax(z[n, :]); lse[n] = logsumexp_v z[n, v]. */
   softmaxRows(z: Float32Array, rows: number, vocab: number, p: Float32Array, lse: Float64Array): void;
   /** out[n, v] = z[n, v] - shift[n] (log-softmax when shift = lse). */
@@ -148,15 +161,42 @@ function readFloat32(t: tf.Tensor): Float32Array {
   return t.dataSync() as Float32Array;
 }
 
+/**
+ * Row maxima taken by firstNonFiniteOf (validation's finiteness scan), by tensor data id. Tensor data never changes
+ * in tfjs (an op makes a new data id; Variable.assign moves the variable to its new value's id), so an entry holds for
+ * as long as its data id lives; the WeakMap drops it with the data id.
+ */
+const rowMaxCache = new WeakMap<object, { rows: number; vocab: number; max_N: Float32Array }>();
+
+/** Which tensor each view handed out by an arena's load() shows (by byte offset), for Arena.rowMaxOf. */
+class LoadedViews {
+  private byOffset = new Map<number, tf.Tensor>();
+  clear(): void {
+    this.byOffset.clear();
+  }
+  add(view: Float32Array, t: tf.Tensor): Float32Array {
+    this.byOffset.set(view.byteOffset, t);
+    return view;
+  }
+  rowMaxOf(view: Float32Array, rows: number, vocab: number): Float32Array | null {
+    const t = this.byOffset.get(view.byteOffset);
+    if (!t || t.isDisposed || t.size !== view.length || view.length !== rows * vocab) return null;
+    const entry = rowMaxCache.get(t.dataId);
+    return entry && entry.rows === rows && entry.vocab === vocab ? entry.max_N : null;
+  }
+}
+
 /** Scratch in one block malloc'ed from the tfjs wasm heap; load() and output() are zero-copy. */
 class HeapArena implements Arena {
   private block = 0;
   private blockBytes = 0;
   private offset = 0;
   private viewsOut = false;
+  private readonly loaded = new LoadedViews();
   constructor(private readonly heap: TfjsHeap) {}
 
   reset(bytes: number): this {
+    this.loaded.clear();
     const need = bytes + ALIGN;
     if (this.blockBytes < need) {
       if (this.block) this.heap.backend.wasm._free(this.block);
@@ -190,7 +230,10 @@ class HeapArena implements Arena {
   }
   load(t: tf.Tensor): Float32Array {
     this.viewsOut = true;
-    return heapView(this.heap, t);
+    return this.loaded.add(heapView(this.heap, t), t);
+  }
+  rowMaxOf(view: Float32Array, rows: number, vocab: number): Float32Array | null {
+    return this.loaded.rowMaxOf(view, rows, vocab);
   }
   output(shape: number[]): OutputBuffer {
     // allocating on the heap may grow it, which detaches every view taken before
@@ -211,11 +254,13 @@ class BufferArena implements Arena {
   private buffer: ArrayBuffer;
   private offset = 0;
   private start = 0;
+  private readonly loaded = new LoadedViews();
   /** `memory` null: a plain ArrayBuffer (JS kernels); else the module's memory from `base` (its __heap_base) up. */
   constructor(private readonly memory: WebAssembly.Memory | null, private readonly base = 0) {
     this.buffer = memory ? memory.buffer : new ArrayBuffer(0);
   }
   reset(bytes: number): this {
+    this.loaded.clear();
     const need = this.base + bytes + 64 * ALIGN;
     if (this.memory) {
       const have = this.memory.buffer.byteLength;
@@ -247,7 +292,10 @@ class BufferArena implements Arena {
     checkFloat32(t, 'load()');
     const v = this.f32(t.size);
     v.set(readFloat32(t));
-    return v;
+    return this.loaded.add(v, t);
+  }
+  rowMaxOf(view: Float32Array, rows: number, vocab: number): Float32Array | null {
+    return this.loaded.rowMaxOf(view, rows, vocab);
   }
   output(shape: number[]): OutputBuffer {
     const values = this.f32(shape.reduce((a, b) => a * b, 1));
@@ -396,19 +444,25 @@ const jsFunctions: Omit<RowKernels, 'name' | 'zeroCopy' | 'arena' | 'inPlace'> =
     for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
     return -1;
   },
-  logsumexpRows(z, rows, vocab, lse, scale = 1) {
+  scanRows(x, rows, vocab, max_N) {
+    const bad = jsFunctions.firstNonFinite(x.subarray(0, rows * vocab));
+    if (bad >= 0) return bad;
+    for (let n = 0; n < rows; n++) max_N[n] = jsRowMax(x, n * vocab, vocab);
+    return -1;
+  },
+  logsumexpRows(z, rows, vocab, lse, scale = 1, max_N = null) {
     for (let n = 0; n < rows; n++) {
       const base = n * vocab;
-      const m = jsRowMax(z, base, vocab);
+      const m = max_N ? max_N[n] : jsRowMax(z, base, vocab);
       let s = 0;
       for (let v = 0; v < vocab; v++) s += Math.exp((z[base + v] - m) * scale);
       lse[n] = m * scale + Math.log(s);
     }
   },
-  expRows(z, rows, vocab, e, max_N, sum_N) {
+  expRows(z, rows, vocab, e, max_N, sum_N, maxKnown = false) {
     for (let n = 0; n < rows; n++) {
       const base = n * vocab;
-      const m = jsRowMax(z, base, vocab);
+      const m = maxKnown ? max_N[n] : jsRowMax(z, base, vocab);
       let s = 0;
       for (let v = 0; v < vocab; v++) {
         const x = Math.exp(z[base + v] - m);
@@ -487,8 +541,9 @@ interface RowsExports {
   __stack_pointer: WebAssembly.Global;
   __heap_base: WebAssembly.Global;
   first_nonfinite(x: number, n: number): number;
-  logsumexp_rows(z: number, lse: number, scale: number, rows: number, vocab: number): void;
-  exp_rows(z: number, e: number, max: number, sum: number, rows: number, vocab: number): void;
+  scan_rows(x: number, rows: number, vocab: number, max: number): number;
+  logsumexp_rows(z: number, lse: number, scale: number, rows: number, vocab: number, given: number): void;
+  exp_rows(z: number, e: number, max: number, sum: number, rows: number, vocab: number, given: number): void;
   softmax_rows(z: number, p: number, lse: number, rows: number, vocab: number): void;
   shift_rows(z: number, shift: number, out: number, rows: number, vocab: number): void;
   scale_rows(p: number, c: number, g: number, rows: number, vocab: number): void;
@@ -565,11 +620,23 @@ function createWasmKernels(heap: TfjsHeap | null): RowKernels {
     firstNonFinite(v) {
       return x.first_nonfinite(ptr(v, 'x'), v.length);
     },
-    logsumexpRows(z, rows, vocab, lse, scale = 1) {
-      x.logsumexp_rows(ptr(z, 'z'), ptr(lse, 'lse'), scale, rows, vocab);
+    scanRows(v, rows, vocab, max_N) {
+      const at = ptr(v, 'x');
+      // the maxima through the gather block, as many rows at a time as fit
+      const step = GATHER_BYTES / 4;
+      for (let n = 0; n < rows; n += step) {
+        const count = Math.min(step, rows - n);
+        const bad = x.scan_rows(at + n * vocab * 4, count, vocab, gatherBlock);
+        if (bad >= 0) return n * vocab + bad;
+        max_N.set(new Float32Array(memory.buffer, gatherBlock, count), n);
+      }
+      return -1;
     },
-    expRows(z, rows, vocab, e, max_N, sum_N) {
-      x.exp_rows(ptr(z, 'z'), ptr(e, 'e'), ptr(max_N, 'max_N'), ptr(sum_N, 'sum_N'), rows, vocab);
+    logsumexpRows(z, rows, vocab, lse, scale = 1, max_N = null) {
+      x.logsumexp_rows(ptr(z, 'z'), ptr(lse, 'lse'), scale, rows, vocab, max_N ? ptr(max_N, 'max_N') : 0);
+    },
+    expRows(z, rows, vocab, e, max_N, sum_N, maxKnown = false) {
+      x.exp_rows(ptr(z, 'z'), ptr(e, 'e'), ptr(max_N, 'max_N'), ptr(sum_N, 'sum_N'), rows, vocab, maxKnown ? 1 : 0);
     },
     softmaxRows(z, rows, vocab, p, lse) {
       x.softmax_rows(ptr(z, 'z'), ptr(p, 'p'), ptr(lse, 'lse'), rows, vocab);
@@ -662,13 +729,21 @@ export function setRowKernels(k: RowKernels | null): void {
 
 /**
  * Index of the first NaN or +-Infinity in a float32 tensor, or -1: a SIMD scan in place on the tfjs wasm heap,
- * else a JS scan of its data. Touches no arena.
+ * else a JS scan of its data. Touches no arena. A finite tensor of rank >= 2, read as [rows, last dimension], also
+ * leaves its row maxima for the kernels (Arena.rowMaxOf), taken in the same read of the data.
  */
 export function firstNonFiniteOf(t: tf.Tensor): number {
   const k = rowKernels();
-  const view = k.inPlace(t);
-  if (view) return k.firstNonFinite(view);
-  return jsFunctions.firstNonFinite(readFloat32(t));
+  const inPlace = k.inPlace(t);
+  const view = inPlace ?? readFloat32(t);
+  const scan = inPlace ? k : jsFunctions;
+  if (t.rank < 2 || t.size === 0) return scan.firstNonFinite(view);
+  const vocab = t.shape[t.rank - 1];
+  const rows = t.size / vocab;
+  const max_N = new Float32Array(rows);
+  const bad = scan.scanRows(view, rows, vocab, max_N);
+  if (bad < 0) rowMaxCache.set(t.dataId, { rows, vocab, max_N });
+  return bad;
 }
 
 /**

@@ -4,7 +4,8 @@
  * lib/kernels/index.ts loads it and falls back to the plain-JS kernels there (same maths, float64).
  *
  * Conventions: row-major [rows, V] float32 arrays; per-row statistics in float64. No libc: exp and log are
- * polynomials evaluated 4 lanes at a time (exp: 1 ulp, log: Cephes logf, about 2 ulp, in float32).
+ * polynomials evaluated 4 lanes at a time (exp: 1 ulp where the value is kept, 1.8e-7 relative where it is only
+ * summed; log: Cephes logf, about 2 ulp, in float32).
  *
  * Memory: the module imports its memory. On the tfjs wasm backend that is tfjs's own heap, so kernels read
  * tensors where they lie and write gradients straight into output tensors; index.ts then points the shadow
@@ -13,8 +14,10 @@
  * binary that has one.
  *
  * Speed notes (V8): f32x4.min/max propagate NaN and compile to ~8 x64 instructions each, pmin/pmax to one;
- * inputs are checked finite before any kernel runs, so only the pseudo-min/max are used. Hot loops take two
- * vectors per iteration (independent accumulators). Lane sums are moved into float64 every 256 values.
+ * inputs are checked finite before any kernel runs, so only the pseudo-min/max are used. Exponential loops take
+ * four vectors per iteration (independent accumulators), other hot loops two. Lane sums are moved into float64 every
+ * 256 values. Validation's finiteness scan (scan_rows) also takes the row maxima, which spares the kernels their
+ * max pass (index.ts hands them over).
  */
 #include <wasm_simd128.h>
 
@@ -144,14 +147,14 @@ static inline int is_finite(float x) {
 }
 
 static inline float row_max(const float* z, int V) {
-  v128_t m0 = splat(-3.4e38f), m1 = m0;
+  v128_t m0 = splat(-__builtin_inff()), m1 = m0;
   int v = 0;
   for (; v + 8 <= V; v += 8) {
     m0 = wasm_f32x4_pmax(m0, wasm_v128_load(z + v));
     m1 = wasm_f32x4_pmax(m1, wasm_v128_load(z + v + 4));
   }
   for (; v + 4 <= V; v += 4) m0 = wasm_f32x4_pmax(m0, wasm_v128_load(z + v));
-  if (v < V) m0 = wasm_f32x4_pmax(m0, load_tail(z + v, V - v, -3.4e38f));
+  if (v < V) m0 = wasm_f32x4_pmax(m0, load_tail(z + v, V - v, -__builtin_inff()));
   return hmax(wasm_f32x4_pmax(m0, m1));
 }
 
@@ -245,22 +248,60 @@ EXPORT int first_nonfinite(const float* x, int n) {
   return -1;
 }
 
-/* lse[n] = logsumexp_v z[n, v] scale = max_n scale + log sum_v exp((z[n, v] - max_n) scale), scale > 0 */
-EXPORT void logsumexp_rows(const float* z, double* lse, float scale, int rows, int V) {
+/*
+ * The finiteness scan of first_nonfinite, row by row, taking each row's maximum on the way (max[n], complete when it
+ * returns -1): validation reads the logits anyway, and kernels given these maxima skip their own max pass.
+ */
+EXPORT int scan_rows(const float* x, int rows, int V, float* max) {
+  for (int n = 0; n < rows; n++) {
+    const float* r = x + (long)n * V;
+    v128_t m0 = splat(-__builtin_inff()), m1 = m0, a0 = splat(0), a1 = a0;
+    int v = 0;
+    for (; v + 16 <= V; v += 16) {
+      v128_t x0 = wasm_v128_load(r + v), x1 = wasm_v128_load(r + v + 4), x2 = wasm_v128_load(r + v + 8), x3 = wasm_v128_load(r + v + 12);
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_add(x0, x1));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_add(x2, x3));
+      m0 = wasm_f32x4_pmax(m0, wasm_f32x4_pmax(x0, x1));
+      m1 = wasm_f32x4_pmax(m1, wasm_f32x4_pmax(x2, x3));
+    }
+    float m = hmax(wasm_f32x4_pmax(m0, m1));
+    int bad = 0;
+    for (; v < V; v++) {
+      if (!is_finite(r[v])) bad = 1;
+      m = r[v] > m ? r[v] : m;
+    }
+    /* the sum is finite when every value is (a non-finite sum from finite values overflowing is searched too) */
+    v128_t a = wasm_f32x4_add(a0, a1);
+    if (bad || !wasm_i32x4_all_true(wasm_f32x4_eq(wasm_f32x4_sub(a, a), splat(0)))) {
+      for (int i = 0; i < V; i++) if (!is_finite(r[i])) return n * V + i;
+    }
+    max[n] = m;
+  }
+  return -1;
+}
+
+/*
+ * lse[n] = logsumexp_v z[n, v] scale = max_n scale + log sum_v exp((z[n, v] - max_n) scale), scale > 0; the row maxima
+ * from `given` (scan_rows') when not 0
+ */
+EXPORT void logsumexp_rows(const float* z, double* lse, float scale, int rows, int V, const float* given) {
   for (int n = 0; n < rows; n++) {
     const float* zr = z + (long)n * V;
-    float m = row_max(zr, V);
+    float m = given ? given[n] : row_max(zr, V);
     /* scale 1 (the common case) spelled out, so that the multiply compiles away */
     double s = scale == 1.0f ? row_sumexp(zr, V, m, 1.0f, 0, 0) : row_sumexp(zr, V, m, scale, 0, 0);
     lse[n] = (double)m * scale + log_f64(s);
   }
 }
 
-/* e[n, v] = exp(z[n, v] - max_n), max[n] = max_v z[n, v], sum[n] = sum_v e[n, v]  (so lse = max + log sum) */
-EXPORT void exp_rows(const float* z, float* e, float* max, double* sum, int rows, int V) {
+/*
+ * e[n, v] = exp(z[n, v] - max_n), max[n] = max_v z[n, v], sum[n] = sum_v e[n, v]  (so lse = max + log sum); with
+ * given != 0, max[n] holds the row maxima already (scan_rows') and is read
+ */
+EXPORT void exp_rows(const float* z, float* e, float* max, double* sum, int rows, int V, int given) {
   for (int n = 0; n < rows; n++) {
     const float* zr = z + (long)n * V;
-    float m = row_max(zr, V);
+    float m = given ? max[n] : row_max(zr, V);
     max[n] = m;
     sum[n] = row_sumexp(zr, V, m, 1.0f, e + (long)n * V, 0);
   }
@@ -316,16 +357,18 @@ EXPORT void shift_rows(const float* z, const double* shift, float* out, int rows
  * only the lanes at or above the threshold being offered. A taken value replaces the lowest-ranked kept entry (a
  * later id never wins a tie, so "above the lowest" is exact).
  *   k <= SMALL_K: a list sorted best first (a taken value moves up past the smaller entries). The list starts
- *                 empty (-inf placeholders) behind a floor (topk_floor): few values reach it, about k + k/8 on
- *                 rows of random values, against about k ln(V / k) from a cold start. With a logsumexp asked, the
- *                 same pass over the row (in cache after the floor's pass, which also gives the row maximum) sums
- *                 the exponentials.
+ *                 empty behind a floor (topk_floor): few values reach it, about k + k/5 on rows of random values
+ *                 (39 for k = 32 of 4096 Gaussians), against about k ln(V / k) from a cold start. With a logsumexp
+ *                 asked, the same pass over the row (in cache after the floor's pass, which also gives the row
+ *                 maximum) sums the exponentials.
  *   larger k:     a min-heap (root = the lowest-ranked entry), O(log k) per replacement, heap-sorted at the end.
  */
 
 #define SMALL_K 64
 /* blocks per kept entry for the floor */
 #define FLOOR_BLOCKS 4
+/* bisection steps of the floor */
+#define FLOOR_HALVINGS 6
 
 static inline int ranks_below(float va, int ia, float vb, int ib) {
   return va < vb || (va == vb && ia > ib);
@@ -428,8 +471,8 @@ static inline v128_t lanes_max(const float* p, int count) {
  * blocks: if at least k block maxima are >= f, then k distinct entries are, so the k-th largest value is >= f and
  * nothing below f can make the top k. f starts at the smallest block maximum (m >= k of them are >= it) and is raised
  * by bisection towards the k-th largest block maximum, keeping "at least k block maxima >= f" true. With 4k blocks the
- * top k entries mostly sit in different blocks, so f is near the (k + k/8)-th largest value. Blocks of a multiple of
- * 4 values are reduced 4 at a time (their lane maxima, then one 4 x 4 transpose of maxima).
+ * top k entries mostly sit in different blocks, so f is near the (k + k/8)-th largest value (six halvings leave a few
+ * more above it). Blocks of a multiple of 4 values are reduced 4 at a time (lane maxima, then a 4 x 4 transpose).
  */
 static float topk_floor(const float* zr, int V, int k, float* max) {
   float bm[FLOOR_BLOCKS * SMALL_K + 8]; /* (filled in code: an initialiser would become a data segment) */
@@ -463,7 +506,7 @@ static float topk_floor(const float* zr, int V, int k, float* max) {
   /* the repeats of bm[0] count once per padding lane: ask for that many more */
   int need = k + (padded - m);
   /* invariant: count_ge(lo) >= need; six halvings bring f to within 1/64 of the block maxima's range of the best */
-  for (int it = 0; it < 6; it++) {
+  for (int it = 0; it < FLOOR_HALVINGS; it++) {
     float mid = lo + 0.5f * (hi - lo);
     if (!(mid > lo && mid < hi)) break;
     if (count_ge(bm, padded, mid) >= need) lo = mid;
@@ -482,6 +525,7 @@ static inline __attribute__((always_inline)) double row_topk_list(const float* z
   const float floor = topk_floor(zr, V, k, &max);
   int filled = 0;
   const v128_t sh = splat(max), sc = splat(scale);
+  v128_t t = splat(floor);
   double total = 0;
   int v = 0;
   while (v + 16 <= V) {
@@ -489,10 +533,8 @@ static inline __attribute__((always_inline)) double row_topk_list(const float* z
     int stop = v + FLUSH < V ? v + FLUSH : V;
     for (; v + 16 <= stop; v += 16) {
       v128_t x0 = wasm_v128_load(zr + v), x1 = wasm_v128_load(zr + v + 4), x2 = wasm_v128_load(zr + v + 8), x3 = wasm_v128_load(zr + v + 12);
-      /* offered: at or above the floor and, once the list is full (rechecked in list_offer: the threshold may rise
-         within the group), above its lowest value */
-      const float th = filled == k && kv[k - 1] > floor ? kv[k - 1] : floor;
-      const v128_t t = splat(th);
+      /* offered: at or above the threshold t (the floor, then once the list is full the larger of it and the list's
+         lowest value; rechecked in list_offer, as it may rise within the group) */
       if (wasm_v128_any_true(wasm_f32x4_ge(wasm_f32x4_pmax(wasm_f32x4_pmax(x0, x1), wasm_f32x4_pmax(x2, x3)), t))) {
         unsigned bits = wasm_i32x4_bitmask(wasm_f32x4_ge(x0, t)) | wasm_i32x4_bitmask(wasm_f32x4_ge(x1, t)) << 4 |
                         wasm_i32x4_bitmask(wasm_f32x4_ge(x2, t)) << 8 | wasm_i32x4_bitmask(wasm_f32x4_ge(x3, t)) << 12;
@@ -500,6 +542,7 @@ static inline __attribute__((always_inline)) double row_topk_list(const float* z
           int u = v + __builtin_ctz(bits);
           list_offer(kv, ki, &filled, k, zr[u], u);
         }
+        t = splat(filled == k && kv[k - 1] > floor ? kv[k - 1] : floor);
       }
       if (want_lse) {
         s0 = wasm_f32x4_add(s0, exp_shifted(x0, sh, sc, scale, 0));

@@ -187,7 +187,8 @@ interface ImitationScratch {
  * The teacher's entries a_j come precomputed from `teacherEntries` (its tail floored likewise).
  */
 function imitationRow(row: StudentRows, n: number, support: TopK, beta: number, norm: SupportNorm, c: number, s: ImitationScratch): number {
-  const { z, g, vocab } = row;
+  const { g, vocab } = row;
+  const zS = row.zS_NK!; // the logits on the support (studentRows gathered them)
   const k = support.k;
   const base = n * vocab;
   const off = n * k;
@@ -201,11 +202,11 @@ function imitationRow(row: StudentRows, n: number, support: TopK, beta: number, 
   let tau = 0;
   let floored = true;
   if (norm === 'both') {
-    for (let j = 0; j < k; j++) b[j] = z[base + ids[off + j]];
+    for (let j = 0; j < k; j++) b[j] = zS[off + j];
     const lseS = logSumExp(b, k);
     for (let j = 0; j < k; j++) b[j] -= lseS;
   } else {
-    for (let j = 0; j < k; j++) b[j] = z[base + ids[off + j]] - lse;
+    for (let j = 0; j < k; j++) b[j] = zS[off + j] - lse;
     if (norm === 'tailBucket') {
       if (k < vocab) {
         // the student's off-support mass summed directly over the row's exponentials (1 - sum_S p would cancel)
@@ -266,7 +267,7 @@ function imitationRow(row: StudentRows, n: number, support: TopK, beta: number, 
   setDenseRow(row, n, c * cOff);
   for (let j = 0; j < k; j++) {
     const v = ids[off + j];
-    setEntry(row, n, v, c * (grad[j] + cIn * Math.exp(z[base + v] - lse)));
+    setEntry(row, n, v, c * (grad[j] + cIn * Math.exp(zS[off + j] - lse)));
   }
   return loss;
 }
@@ -302,7 +303,7 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
 
   if (o.fused) {
     const out = fusedLoss(batch.studentLogits_NV, weights_N, (z, nRows, nVocab, { kernels, arena, grad_NV, w_N }) => {
-      const row = studentRows(kernels, arena, z, grad_NV, nRows, nVocab); // NV -> NV (e = exp(z - max) in the gradient)
+      const row = studentRows(kernels, arena, z, grad_NV, nRows, nVocab, support); // NV -> NV (e = exp(z - max) in the gradient), NK (z on the support)
       const perTok = new Float32Array(nRows);
       const scratch: ImitationScratch = {
         a: teacherEntries_NE,
@@ -319,7 +320,7 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
         lpS_N[n] = lpSy;
         advantage_N[n] = a;
         let massS = 0;
-        for (let j = 0; j < k; j++) massS += Math.exp(z[base + support.ids_NK[n * k + j]] - row.lse_N[n]);
+        for (let j = 0; j < k; j++) massS += Math.exp(row.zS_NK![n * k + j] - row.lse_N[n]);
         studentMass_N[n] = massS;
         if (rule(n, Math.exp(lpT_N[n]), Math.exp(lpSy), a)) {
           imitate_N[n] = 1;

@@ -131,6 +131,10 @@ describe('numbers', () => {
     expect(n['c10/pass8_final_beta0']).toBeCloseTo(0.6, 12);
     expect(n['c10/pass1_initial']).toBeCloseTo(0.1, 12);
     expect(n['c10/pass1_final_opd']).toBeCloseTo(0.12, 12);
+    // mean over the evaluations after step 0 (steps 3, 6, 10): per seed (0.2 + 0.1 + final) / 3
+    expect(n['c10/pass1_mean_beta0']).toBeCloseTo((0.3 + 0.2) / 3, 12);
+    expect(n['c10/pass1_mean_beta0_ci95']).toBeCloseTo(ci(0.1 / 3), 12);
+    expect(n['c10/pass1_mean_diff_beta1_minus_beta0']).toBeCloseTo(-0.15 / 3, 12);
   });
 
   it('C4: gradient-norm roughness, entropy peak, intervention ratio per beta', () => {
@@ -153,6 +157,7 @@ describe('numbers', () => {
     expect(n['c11/pass1_early_K4']).toBeCloseTo(0.3, 12);
     expect(n['c11/pass1_early_gain_K4']).toBeCloseTo(0.2, 12); // 0.3 - step 0's 0.1
     expect(n['c11/pass1_early_K16']).toBeCloseTo(0.2, 12);
+    expect(n['c11/pass1_mean_K4']).toBeCloseTo((0.3 + 0.1 + 0.05) / 3, 12);
     expect(n['c11/pass1_early_diff_K4_minus_K16']).toBeCloseTo(0.1, 12);
     expect(n['c11/pass1_final_diff_K16_minus_K4']).toBeCloseTo(0.15, 12);
   });
@@ -162,6 +167,7 @@ describe('numbers', () => {
     expect(n['c12/pass1_final_aopd-zero']).toBeCloseTo(0.25, 12);
     expect(n['c12/pass1_final_eta-0.1']).toBeCloseTo(0.1, 12);
     expect(n['c12/ratio_mean_opd']).toBe(0);
+    expect(n['c12/pass1_mean_aopd-acc']).toBeCloseTo((0.2 + 0.1 + 0.15) / 3, 12);
     expect(n['c12/ratio_mean_aopd']).toBeCloseTo(0.5, 12);
     // means 0.2 > 0.15 (holds), 0.15 < 0.25, 0.25 > 0.1 (holds), 0.1 < 0.12
     expect(n['c12/pass1_final_diff_aopd_minus_aopd-acc']).toBeCloseTo(0.05, 12);
@@ -180,6 +186,8 @@ describe('numbers', () => {
     expect(n['c13/ratio_mean_eta-0.3']).toBeCloseTo(0.01, 12);
     expect(n['c13/eta_first_below_10pct']).toBe(-0.1);
     expect(n['c13/pass1_final_opd']).toBeCloseTo(0.12, 12);
+    expect(n['c13/pass1_mean_opd']).toBeCloseTo((0.2 + 0.1 + 0.12) / 3, 12);
+    expect(n['c13/pass1_mean_eta-0.3']).toBeCloseTo((0.2 + 0.1 + 0.1) / 3, 12);
   });
 
   it('C6: intervention ratio change over training, AOPD-Zero and the negative eta against OPD', () => {
@@ -192,6 +200,7 @@ describe('numbers', () => {
     expect(n['c6/pass1_final_diff_aopd-zero_minus_opd']).toBeCloseTo(0.13, 12); // 0.1, 0.13, 0.16
     expect(n['c6/pass1_final_diff_aopd-zero_minus_opd_ci95']).toBeCloseTo(ci(0.03), 12);
     expect(n['c6/pass1_final_opd']).toBeCloseTo(0.12, 12);
+    expect(n['c6/pass1_mean_diff_aopd-zero_minus_opd']).toBeCloseTo(0.13 / 3, 12);
   });
 
   it('zero band: static shares by hand; per-variant summary uses the right imitated share', () => {

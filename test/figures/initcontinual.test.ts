@@ -142,6 +142,7 @@ describe('figures', () => {
     expect(round(means[2].y)).toEqual([0.2, 0.2, 0.25, 0.3, 0.4]);
     expect(means[2].yaxis).toBe('y2');
     expect((f.layout!.shapes as { x0: number }[])[0].x0).toBe(20);
+    expect((f.layout!.title as { text: string }).text).toMatch(/math distillation \(100 steps\)/);
     expect(title(f.layout!.yaxis2)).toMatch(/tool-call success/);
   });
 });

@@ -12,7 +12,9 @@
  * The O(N x V) passes run in lib/kernels (WebAssembly SIMD, or JS): the exponentials e = exp(z - max) of every
  * row once, written into the gradient's own memory; per row JS then settles a dense coefficient (the row becomes
  * g = (w c / s) e = w c p, s = sum e) and O(1) or O(K) sparse entries, and one more SIMD pass scales all rows in
- * place before the sparse entries are written over them.
+ * place before the sparse entries are written over them. The row maxima come from validation's finiteness scan
+ * where it took them (Arena.rowMaxOf: no max pass of their own), and the few logits a row needs afterwards (at y_t,
+ * on the support) from one SIMD gather rather than one cache miss each.
  */
 import { rowKernels, type Arena, type RowKernels } from '../../kernels';
 import type { TopK } from '../../probs/topk';
@@ -57,14 +59,20 @@ export function teacherLogprobs(batch: DistillBatch, k: number, tail = false): T
   const [rows, vocab] = t.logits_NV.shape;
   const kernels = rowKernels();
   // arena views die at the next arena() call (fusedLoss): everything needed is copied out below
-  const scratch = rows * 8 + Math.max(k, 0) * rows * 8 + (tail ? rows * (vocab * 4 + 12) : 0) + 1024;
+  const scratch = rows * 12 + Math.max(k, 0) * rows * 8 + (tail ? rows * (vocab * 4 + 12) : 0) + 1024;
   const arena = kernels.arena(scratch, rows * vocab * 4);
   const zT = arena.load(t.logits_NV);
   const lse_N = arena.f64(rows);
   const ids = arena.i32(rows * Math.max(k, 0));
   const values = arena.f32(rows * Math.max(k, 0));
   if (k > 0) kernels.topKRows(zT, rows, vocab, k, ids, values, lse_N); // NV -> NK, N (the top-1 is the row max)
-  else kernels.logsumexpRows(zT, rows, vocab, lse_N); // NV -> N (the same numbers as the line above)
+  else {
+    // the row maxima from validation's finiteness scan where it took them (no max pass here), else computed
+    const known = arena.rowMaxOf(zT, rows, vocab);
+    const max_N = known ? arena.f32(rows) : null;
+    if (max_N) max_N.set(known!);
+    kernels.logsumexpRows(zT, rows, vocab, lse_N, 1, max_N); // NV -> N (the same numbers as the line above)
+  }
   const lpT_N = new Float32Array(rows);
   kernels.gatherRows(zT, rows, vocab, batch.tokens_N, 1, lpT_N); // NV -> N: the logit at y_t (one SIMD gather)
   for (let n = 0; n < rows; n++) lpT_N[n] = lpT_N[n] - lse_N[n];
@@ -77,7 +85,9 @@ export function teacherLogprobs(batch: DistillBatch, k: number, tail = false): T
     const e = arena.f32(rows * vocab);
     const max_N = arena.f32(rows);
     const sum_N = arena.f64(rows);
-    kernels.expRows(zT, rows, vocab, e, max_N, sum_N);
+    const known = arena.rowMaxOf(zT, rows, vocab);
+    if (known) max_N.set(known);
+    kernels.expRows(zT, rows, vocab, e, max_N, sum_N, known !== null);
     tail_N = new Float64Array(rows);
     const inSupport = new Uint8Array(vocab);
     for (let n = 0; n < rows; n++) {
@@ -104,6 +114,8 @@ export interface StudentRows {
   sum_N: Float64Array;
   lse_N: Float64Array;
   vocab: number;
+  /** [N * K] z at each row's support ids (studentRows' `support`), gathered in one SIMD pass; null without one. */
+  zS_NK: Float32Array | null;
   /** [N] the scale of each row's exponentials (arena view: read by the SIMD pass); 0 until set. */
   dense_N: Float32Array;
   /** Sparse entries: flat indices into g and their values (the first `entries`), written after the dense pass. */
@@ -112,16 +124,34 @@ export interface StudentRows {
   entries: number;
 }
 
-/** The exponential pass of `StudentRows` over the logits z (e into the gradient's memory g). */
-export function studentRows(kernels: RowKernels, arena: Arena, z: Float32Array, g: Float32Array, rows: number, vocab: number): StudentRows {
+/**
+ * The exponential pass of `StudentRows` over the logits z (e into the gradient's memory g); with `support` (K ids per
+ * row) also the logits there, zS_NK (reading them one by one after the pass would cost a cache miss each).
+ */
+export function studentRows(
+  kernels: RowKernels,
+  arena: Arena,
+  z: Float32Array,
+  g: Float32Array,
+  rows: number,
+  vocab: number,
+  support?: { ids_NK: Int32Array; k: number },
+): StudentRows {
   const max_N = arena.f32(rows);
   const sum_N = arena.f64(rows);
-  kernels.expRows(z, rows, vocab, g, max_N, sum_N); // NV -> NV (e), N, N
+  const known = arena.rowMaxOf(z, rows, vocab); // the row maxima from validation's scan, when it took them
+  if (known) max_N.set(known);
+  kernels.expRows(z, rows, vocab, g, max_N, sum_N, known !== null); // NV -> NV (e), N, N
   const lse_N = new Float64Array(rows);
   for (let n = 0; n < rows; n++) lse_N[n] = max_N[n] + Math.log(sum_N[n]);
+  let zS_NK: Float32Array | null = null;
+  if (support) {
+    zS_NK = new Float32Array(rows * support.k);
+    kernels.gatherRows(z, rows, vocab, support.ids_NK, support.k, zS_NK); // NV -> NK
+  }
   const dense_N = arena.f32(rows).fill(0);
   // room for one entry per row (the PG rows); setEntry grows it for more
-  return { kernels, z, g, sum_N, lse_N, vocab, dense_N, entryAt: new Int32Array(rows + 16), entryValue: new Float64Array(rows + 16), entries: 0 };
+  return { kernels, z, g, sum_N, lse_N, vocab, zS_NK, dense_N, entryAt: new Int32Array(rows + 16), entryValue: new Float64Array(rows + 16), entries: 0 };
 }
 
 /** Row n of the gradient = a p_v (plus its sparse entries): the row's exponentials will be scaled by a / s. */

@@ -3,6 +3,8 @@
  * the two trace builders (a seed band over steps; mean +- 95% CI against an axis value with the seeds as points).
  *
  *   final pass@1        per seed the last evaluation (step S), as c8Numbers does for Fig. 6
+ *   mean pass@1         per seed the mean over every evaluation after step 0 (the area under the training curve:
+ *                       separates settings that all end at the same floor)
  *   early pass@1        per seed the mean over the evaluations at 0 < step <= EARLY_FRAC * S (at least the first one)
  *   ratio initial/final per seed the mean of the intervention ratio over the first / last RATIO_FRAC of the steps
  *   across seeds        mean and 95% CI half-width t_{0.975, n-1} s / sqrt(n) (seedStats; NaN for one seed)
@@ -53,6 +55,13 @@ export function requireVariant(data: AblationsData, id: string): VariantRuns {
 /** Per seed the last evaluation of pass@1. */
 export function finalPass1(v: VariantRuns): number[] {
   return v.pass1.map((s) => s[s.length - 1]);
+}
+
+/** Per seed the mean pass@1 over the evaluations after step 0 (header). */
+export function meanPass1(v: VariantRuns): number[] {
+  const idx = v.evalStep.map((s, i) => [s, i] as const).filter(([s]) => s > 0).map(([, i]) => i);
+  if (idx.length === 0) throw new Error(`ablation figure: variant '${v.id}' has no evaluation after step 0`);
+  return v.pass1.map((s) => idx.reduce((a, i) => a + s[i], 0) / idx.length);
 }
 
 /** The evaluation indices counted as early: 0 < step <= EARLY_FRAC * last training step (at least the first one after 0). */

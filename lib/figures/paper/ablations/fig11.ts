@@ -6,13 +6,14 @@
  * dotted. The claim reads as accuracy falling as eta decreases and then levelling off, and the ratio dropping below
  * 10% for eta negative enough.
  *
- * Numbers (`c13Numbers`): c13/pass1_final_eta<e>, c13/pass1_final_opd, c13/pass1_final_diff_eta<e>_minus_eta<first>
+ * Numbers (`c13Numbers`): c13/pass1_final_eta<e>, c13/pass1_final_opd, c13/pass1_mean_eta<e> and c13/pass1_mean_opd
+ * (mean over the evaluations after step 0), c13/pass1_final_diff_eta<e>_minus_eta<first>
  * (paired, against the first eta of the axis, the default 0), c13/ratio_mean_eta<e>, c13/ratio_final_eta<e>, and
  * c13/eta_first_below_10pct: the largest eta whose mean ratio over training is below 0.1 (NaN if none).
  */
 import { baseLayout, methodStyle, seriesColour, type PlotlyFigure } from '../../theme';
 import { seedStats } from '../generateDynamics';
-import { axisVariants, finalPass1, meanCiTraces, pairedDiff, putStats, ratioFinal, ratioMean, referenceTraces, requireVariant, seedsNote, valueSlug } from './common';
+import { axisVariants, finalPass1, meanCiTraces, meanPass1, pairedDiff, putStats, ratioFinal, ratioMean, referenceTraces, requireVariant, seedsNote, valueSlug } from './common';
 import type { AblationsData } from './data';
 
 /** The level the claim names for "few" intervened tokens. */
@@ -26,12 +27,14 @@ export function c13Numbers(data: AblationsData): Record<string, number> {
   for (const { value, v } of arms) {
     const slug = valueSlug('eta', value);
     putStats(out, `c13/pass1_final_${slug}`, finalPass1(v));
+    putStats(out, `c13/pass1_mean_${slug}`, meanPass1(v));
     if (v !== ref.v) putStats(out, `c13/pass1_final_diff_${slug}_minus_${valueSlug('eta', ref.value)}`, pairedDiff(v, finalPass1(v), ref.v, finalPass1(ref.v)));
     putStats(out, `c13/ratio_mean_${slug}`, ratioMean(v));
     putStats(out, `c13/ratio_final_${slug}`, ratioFinal(v));
     if (seedStats(ratioMean(v)).mean < LOW_RATIO && !(Number(value) <= below)) below = Number(value);
   }
   putStats(out, 'c13/pass1_final_opd', finalPass1(requireVariant(data, 'opd')));
+  putStats(out, 'c13/pass1_mean_opd', meanPass1(requireVariant(data, 'opd')));
   out['c13/eta_first_below_10pct'] = below;
   return out;
 }

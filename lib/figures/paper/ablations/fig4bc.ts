@@ -8,10 +8,11 @@
  *
  * Numbers (`c6Numbers`, slugs aopd, aopd-zero, eta-0.1, opd): c6/ratio_initial_<s>, c6/ratio_final_<s> (first /
  * last 10% of steps), c6/ratio_change_<s> (paired final - initial), c6/ratio_mean_<s>; c6/pass1_final_<s> and the
- * paired c6/pass1_final_diff_<s>_minus_opd for aopd-zero and eta-0.1.
+ * paired c6/pass1_final_diff_<s>_minus_opd for aopd-zero and eta-0.1, and the same for c6/pass1_mean_<s> (mean over
+ * the evaluations after step 0).
  */
 import { baseLayout, type PlotlyFigure } from '../../theme';
-import { axisVariants, finalPass1, pairedDiff, putStats, ratioFinal, ratioInitial, ratioMean, ratioSeries, seedsNote, seriesBandTraces, valueSlug, VARIANT_COLOUR_INDEX, variantStyle } from './common';
+import { axisVariants, finalPass1, meanPass1, pairedDiff, putStats, ratioFinal, ratioInitial, ratioMean, ratioSeries, seedsNote, seriesBandTraces, valueSlug, VARIANT_COLOUR_INDEX, variantStyle } from './common';
 import type { AblationsData, VariantRuns } from './data';
 
 /** The location labels Fig. 4b shows (ratio) and Fig. 4c compares with OPD (pass@1). */
@@ -39,10 +40,13 @@ export function c6Numbers(data: AblationsData): Record<string, number> {
   }
   const [opd] = byLabel(data, ['opd']);
   putStats(out, 'c6/pass1_final_opd', finalPass1(opd.v));
+  putStats(out, 'c6/pass1_mean_opd', meanPass1(opd.v));
   for (const { value, v } of byLabel(data, ['aopd-zero', 'aopd-eta-0.1'])) {
     const s = valueSlug('location', value);
     putStats(out, `c6/pass1_final_${s}`, finalPass1(v));
     putStats(out, `c6/pass1_final_diff_${s}_minus_opd`, pairedDiff(v, finalPass1(v), opd.v, finalPass1(opd.v)));
+    putStats(out, `c6/pass1_mean_${s}`, meanPass1(v));
+    putStats(out, `c6/pass1_mean_diff_${s}_minus_opd`, pairedDiff(v, meanPass1(v), opd.v, meanPass1(opd.v)));
   }
   return out;
 }

@@ -5,11 +5,12 @@
  * a seed; dotted) and OPD's final pass@1 (dashed), each a line over its 95% CI band. The claim reads as accuracy rising
  * towards beta = 0.
  *
- * Numbers (`c10Numbers`): c10/pass1_final_beta<b>, c10/pass8_final_beta<b>, the paired difference to the first
- * beta of the axis (c10/pass1_final_diff_beta<b>_minus_beta0), c10/pass1_initial (step 0) and c10/pass1_final_opd.
+ * Numbers (`c10Numbers`): c10/pass1_final_beta<b>, c10/pass1_mean_beta<b> (mean over the evaluations after step 0),
+ * c10/pass8_final_beta<b>, the paired differences to the first beta of the axis
+ * (c10/pass1_final_diff_beta<b>_minus_beta0, c10/pass1_mean_diff_...), c10/pass1_initial (step 0) and c10/pass1_final_opd.
  */
 import { baseLayout, COLORS, methodStyle, seriesColour, type PlotlyFigure } from '../../theme';
-import { axisVariants, finalPass1, meanCiTraces, pairedDiff, putStats, referenceTraces, requireVariant, seedsNote, valueSlug } from './common';
+import { axisVariants, finalPass1, meanCiTraces, meanPass1, pairedDiff, putStats, referenceTraces, requireVariant, seedsNote, valueSlug } from './common';
 import type { AblationsData } from './data';
 
 export function c10Numbers(data: AblationsData): Record<string, number> {
@@ -19,8 +20,12 @@ export function c10Numbers(data: AblationsData): Record<string, number> {
   for (const { value, v } of arms) {
     const slug = valueSlug('beta', value);
     putStats(out, `c10/pass1_final_${slug}`, finalPass1(v));
+    putStats(out, `c10/pass1_mean_${slug}`, meanPass1(v));
     putStats(out, `c10/pass8_final_${slug}`, v.pass8.map((s) => s[s.length - 1]));
-    if (v !== ref.v) putStats(out, `c10/pass1_final_diff_${slug}_minus_${valueSlug('beta', ref.value)}`, pairedDiff(v, finalPass1(v), ref.v, finalPass1(ref.v)));
+    if (v !== ref.v) {
+      putStats(out, `c10/pass1_final_diff_${slug}_minus_${valueSlug('beta', ref.value)}`, pairedDiff(v, finalPass1(v), ref.v, finalPass1(ref.v)));
+      putStats(out, `c10/pass1_mean_diff_${slug}_minus_${valueSlug('beta', ref.value)}`, pairedDiff(v, meanPass1(v), ref.v, meanPass1(ref.v)));
+    }
   }
   putStats(out, 'c10/pass1_initial', ref.v.pass1.map((s) => s[0]));
   putStats(out, 'c10/pass1_final_opd', finalPass1(requireVariant(data, 'opd')));

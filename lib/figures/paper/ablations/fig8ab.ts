@@ -5,11 +5,11 @@
  * (0 < step <= 30% of the steps) shaded. The claim reads as larger K ending higher and smaller K rising faster early.
  *
  * Numbers (`c11Numbers`): c11/pass1_final_K<k>, c11/pass1_early_K<k> (per seed the mean pass@1 over the early
- * evaluations), c11/pass1_early_gain_K<k> (early minus step 0), and the paired differences between the largest and
+ * evaluations), c11/pass1_mean_K<k> (mean over the evaluations after step 0), c11/pass1_early_gain_K<k> (early minus step 0), and the paired differences between the largest and
  * the smallest K: c11/pass1_final_diff_K<max>_minus_K<min>, c11/pass1_early_diff_K<min>_minus_K<max>.
  */
 import { baseLayout, seriesColour, type PlotlyFigure } from '../../theme';
-import { axisVariants, earlyEvalIndices, earlyPass1, EARLY_FRAC, finalPass1, meanCiTraces, pairedDiff, putStats, seedsNote, seriesBandTraces, valueSlug } from './common';
+import { axisVariants, earlyEvalIndices, earlyPass1, EARLY_FRAC, finalPass1, meanCiTraces, meanPass1, pairedDiff, putStats, seedsNote, seriesBandTraces, valueSlug } from './common';
 import type { AblationsData } from './data';
 
 export function c11Numbers(data: AblationsData): Record<string, number> {
@@ -19,6 +19,7 @@ export function c11Numbers(data: AblationsData): Record<string, number> {
     const slug = valueSlug('topk', value);
     putStats(out, `c11/pass1_final_${slug}`, finalPass1(v));
     putStats(out, `c11/pass1_early_${slug}`, earlyPass1(v));
+    putStats(out, `c11/pass1_mean_${slug}`, meanPass1(v));
     const e = earlyPass1(v);
     putStats(out, `c11/pass1_early_gain_${slug}`, v.pass1.map((s, i) => e[i] - s[0]));
   }
@@ -59,7 +60,7 @@ export function fig8abTopK(data: AblationsData): PlotlyFigure {
       xaxis2: { ...ax, type: '-', domain: [0.5, 1], anchor: 'y2', title: { text: 'training step' } },
       yaxis2: { ...ay, anchor: 'x2', rangemode: 'tozero', title: { text: 'pass@1 (held-out math)' } },
       shapes: [{ type: 'rect', xref: 'x2', yref: 'y2 domain', x0: 0, x1: earlyEnd, y0: 0, y1: 1, fillcolor: 'rgba(0,0,0,0.06)', line: { width: 0 }, layer: 'below' }],
-      annotations: [{ xref: 'x2', yref: 'y2 domain', x: earlyEnd / 2, y: 1, text: 'early', showarrow: false, yanchor: 'bottom', font: { size: 11 } }],
+      annotations: [{ xref: 'x2', yref: 'y2 domain', x: earlyEnd / 2, y: 0.98, text: 'early', showarrow: false, yanchor: 'top', font: { size: 11 } }],
       legend: { orientation: 'h', x: 0, y: -0.22, xanchor: 'left', yanchor: 'top' },
       margin: { l: 70, r: 20, t: 80, b: 120 },
       width: 980,

@@ -6,13 +6,14 @@
  * gains.
  *
  * Numbers (`c12Numbers`, slugs aopd, aopd-acc, aopd-zero, eta-0.1, opd: the location labels with 'aopd-eta'
- * shortened to 'eta'): c12/pass1_final_<slug>, c12/ratio_mean_<slug>, the paired difference of each neighbouring
+ * shortened to 'eta'): c12/pass1_final_<slug>, c12/pass1_mean_<slug> (mean over the evaluations after step 0),
+ * c12/ratio_mean_<slug>, the paired difference of each neighbouring
  * pair in the claimed order (c12/pass1_final_diff_<a>_minus_<b>), and c12/claimed_pairs_holding: how many of those
  * c12/claimed_pairs neighbouring pairs have a positive mean difference.
  */
 import { baseLayout, type PlotlyFigure, type PlotlyTrace } from '../../theme';
 import { seedStats } from '../generateDynamics';
-import { axisVariants, finalPass1, pairedDiff, putStats, ratioMean, seedsNote, valueSlug, VARIANT_COLOUR_INDEX, variantLabel, variantStyle } from './common';
+import { axisVariants, finalPass1, meanPass1, pairedDiff, putStats, ratioMean, seedsNote, valueSlug, VARIANT_COLOUR_INDEX, variantLabel, variantStyle } from './common';
 import type { AblationsData, VariantRuns } from './data';
 
 /** The paper's claimed order of the location variants (best first), as specs/location.json labels them. */
@@ -32,6 +33,7 @@ export function c12Numbers(data: AblationsData): Record<string, number> {
   const arms = ordered(data);
   for (const { value, v } of arms) {
     putStats(out, `c12/pass1_final_${valueSlug('location', value)}`, finalPass1(v));
+    putStats(out, `c12/pass1_mean_${valueSlug('location', value)}`, meanPass1(v));
     putStats(out, `c12/ratio_mean_${valueSlug('location', value)}`, ratioMean(v));
   }
   const claimed = arms.filter((a) => (CLAIMED_LOCATION_ORDER as readonly string[]).includes(a.value));

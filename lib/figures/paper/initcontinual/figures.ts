@@ -313,7 +313,8 @@ export function fig2cWarmupStrength(d: InitContinualData): PlotlyFigure {
     data.push(...seedBandTraces(`OPD, ${warmupLabel(w, a.warmupSteps)}`, { colour: warmupColour(w), dash: 'solid' }, a.toolStep, a.toolPass1, { xaxis: 'x2', yaxis: 'y2', showlegend: false, group: w }));
   }
   if (S !== null) shapes.push({ type: 'line', xref: 'x2', yref: 'y2 domain', x0: S, x1: S, y0: 0, y1: 1, line: { color: '#888888', dash: 'dash', width: 1 } });
-  const base = baseLayout({ title: 'OPD by warm-up strength (AOPD Fig. 2c)<br><sub>left: math distillation (100 steps); right: the continual run, tool task after the dashed line; line: mean over seeds, band: min to max</sub>' });
+  const mathSteps = Math.max(...warmups(d).map((w) => (d.init[w].opd ? last(d.init[w].opd.evalStep) : 0)));
+  const base = baseLayout({ title: `OPD by warm-up strength (AOPD Fig. 2c)<br><sub>left: math distillation (${mathSteps} steps); right: the continual run, tool task after the dashed line; line: mean over seeds, band: min to max</sub>` });
   const ax = base.xaxis as Record<string, unknown>;
   const ay = base.yaxis as Record<string, unknown>;
   const doms = panelDomains(2, 0.1);
