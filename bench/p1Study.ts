@@ -1,7 +1,8 @@
 /**
  * FINDINGS P1 study: why forward-KL-style objectives trained on the student's own rollouts blow up the weak
- * student's entropy. Two sub-commands; every other argument is an `opdlab run` argument (lib/train/cli.ts
- * parseRunArgs: --method, --lr, --seed, --steps, --set path=value, objective flags such as --beta 0).
+ * student's entropy (findings and measured numbers: FINDINGS.md section P1). Three sub-commands; for check and train
+ * every other argument is an `opdlab run` argument (lib/train/cli.ts parseRunArgs: --method, --lr, --seed, --steps,
+ * --warmup-steps, --root, --set path=value, objective flags such as --beta 0).
  *
  *   node dist/bench/p1Study.js check [run args]              data-path checks on the warm-up student
  *   node dist/bench/p1Study.js train [run args] [--every k] [--out file.jsonl] [--show rows]
@@ -31,8 +32,11 @@
  * correct and finished shares. pass@1 (the run's eval settings) is measured at step 0 and after the last step.
  * A second line splits the positions by the kind of the teacher's top-1 token (a digit, <eos>, a marker) and gives
  * the student's mean entropy and mass on the ten digit tokens for each kind.
- * `--show n` prints the first n rollouts of each reported batch. `--out` appends one JSON object per report (and the pass@1 lines) to a file. Runs go under --root as usual
- * (only the warm-up cache is written there).
+ * `--show n` prints the first n rollouts of each reported batch. `--out` appends one JSON object per report (and the
+ * pass@1 lines) to a file; `summary` reads such files and prints one line per run (pass@1 before and after, first and
+ * last student entropy, junk and distractor mass). Only the warm-up cache is written under --root. The warm-up cache
+ * key hashes the sources under lib/, so while others edit lib/ set OPDLAB_CODE_VERSION='{"version":"x","source":"x"}'
+ * (lib/train/runKey.ts) to reuse one warm-up across runs.
  *
  * Example (the P1 setting: sharp teacher, forward KL on the full vocabulary, 40 steps):
  *   npm run build && node dist/bench/p1Study.js train --method gkd --beta 0 --steps 40 --root /tmp/p1/runs \

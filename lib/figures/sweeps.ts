@@ -18,7 +18,7 @@ import { distillJob } from '../sweep/distillJob';
 import { resolveJobRef } from '../sweep/job';
 import { runSweep } from '../sweep/runner';
 import { cellInputs, loadSpec, type Cell, type SweepSpec } from '../sweep/spec';
-import type { Config } from '../train/config';
+import { DEFAULT_CONFIG, type Config } from '../train/config';
 
 export type ReproduceMode = 'full' | 'quick';
 export const REPRODUCE_MODES: readonly ReproduceMode[] = ['full', 'quick'];
@@ -39,14 +39,14 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /**
  * The quick version of a cell's config input: the same experiment, tiny. Warm-up steps are divided by 10
- * (so a weak/strong axis stays ordered; default 300 -> 30), 6 distillation steps of 4 prompts, 6 continual steps,
+ * (so a weak/strong axis stays ordered; the default 700 -> 70), 6 distillation steps of 4 prompts, 6 continual steps,
  * evaluation every 3 steps on 8 prompts x 8 samples, heavy analysis every 3 steps on 2 probes.
  */
 export function quickInput(input: Record<string, unknown>): Record<string, unknown> {
   const out = JSON.parse(JSON.stringify(input)) as Record<string, unknown>;
   const section = (k: string): Record<string, unknown> => (isObject(out[k]) ? (out[k] as Record<string, unknown>) : (out[k] = {}) as Record<string, unknown>);
   const warmup = section('warmup');
-  warmup.steps = Math.max(1, Math.round((typeof warmup.steps === 'number' ? warmup.steps : 300) / 10));
+  warmup.steps = Math.max(1, Math.round((typeof warmup.steps === 'number' ? warmup.steps : DEFAULT_CONFIG.warmup.steps) / 10));
   warmup.batch = 16;
   Object.assign(section('distill'), { steps: 6, prompts: 4 });
   out.eval = { ...(isObject(out.eval) ? out.eval : {}), every: 3, prompts: 8, samples: 8 };

@@ -32,7 +32,7 @@ export interface TaskSpec {
 export type StudentShape = Omit<StudentConfig, 'seed' | 'vocabSize'>;
 
 export interface WarmupConfig {
-  /** W: SFT steps on teacher samples before distillation; small = weak initialisation, large = strong; 0 = the random student. Default 300. */
+  /** W: SFT steps on teacher samples before distillation; small = weak initialisation, large = strong; 0 = the random student. Default 700 (pass@1 about 0.5 on 2-digit math: a competent student, as in the paper's setting; 300 steps, pass@1 about 0.1, is the weak initialisation of specs/init.json, where every forward-KL method collapses: FINDINGS.md P1). */
   steps: number;
   /** Teacher samples (one per prompt) per SFT step. Default 32. */
   batch: number;
@@ -151,7 +151,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = {
   seed: 0,
   task: { name: 'math', options: {} },
   student: STUDENT_SHAPE,
-  warmup: { steps: 300, batch: 32, lr: 1e-3, temperature: 1, continualShare: 0 },
+  warmup: { steps: 700, batch: 32, lr: 1e-3, temperature: 1, continualShare: 0 },
   distill: {
     method: 'aopd',
     objective: {},

@@ -20,7 +20,7 @@ describe('quick mode', () => {
   it('quickInput shrinks a run but keeps the experiment (warm-up ordering, continual stage)', () => {
     const q = quickInput({ warmup: { steps: 100 }, distill: { method: 'gkd', objective: { beta: 0.5 } }, continual: { steps: 100 } });
     expect(q).toMatchObject({ warmup: { steps: 10 }, distill: { method: 'gkd', objective: { beta: 0.5 }, steps: 6 }, continual: { steps: 6 } });
-    expect((quickInput({}).warmup as { steps: number }).steps).toBe(30);
+    expect((quickInput({}).warmup as { steps: number }).steps).toBe(70);
     expect(quickInput({}).continual).toBeUndefined();
   });
 

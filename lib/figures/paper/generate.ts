@@ -20,7 +20,7 @@ import type { DistillBatch } from '../../objectives/types';
 import { tokenLogprobs } from '../../probs/gather';
 import { Student } from '../../sim/student';
 import { createTask } from '../../sim/tasks';
-import { deriveConfig, resolveConfig, type Config } from '../../train/config';
+import { DEFAULT_CONFIG, deriveConfig, resolveConfig, type Config } from '../../train/config';
 import { codeVersion } from '../../train/runKey';
 import { createAdam } from '../../train/optimizer';
 import { buildProbeSet, distillStep, prepareBatch, probeMetrics, type ProbeSet, type StepContext } from '../../train/step';
@@ -37,7 +37,7 @@ export interface C1C2GenerateOptions {
   trackerSteps: number;
   /** Probe the teacher's top token every this many steps. Default 5. */
   trackEvery: number;
-  /** SFT steps of the warm-up student. Default 300 (the default config's). */
+  /** SFT steps of the warm-up student. Default: the default config's (DEFAULT_CONFIG.warmup.steps). */
   warmupSteps: number;
   /** Folder holding the warm-up cache. Default 'runs'. */
   cacheRoot: string;
@@ -46,7 +46,7 @@ export interface C1C2GenerateOptions {
   log: (line: string) => void;
 }
 
-export const DEFAULT_C1C2_GENERATE: Readonly<Omit<C1C2GenerateOptions, 'out' | 'log'>> = { seed: 0, batches: 16, trackerSteps: 100, trackEvery: 5, warmupSteps: 300, cacheRoot: 'runs' };
+export const DEFAULT_C1C2_GENERATE: Readonly<Omit<C1C2GenerateOptions, 'out' | 'log'>> = { seed: 0, batches: 16, trackerSteps: 100, trackEvery: 5, warmupSteps: DEFAULT_CONFIG.warmup.steps, cacheRoot: 'runs' };
 
 const r6 = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x);
 

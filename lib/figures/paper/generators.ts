@@ -50,7 +50,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     claims: ['C1', 'C2'],
     specs: [],
     async generate(ctx) {
-      const quick = ctx.mode === 'quick' ? { batches: 2, trackerSteps: 6, trackEvery: 3, warmupSteps: 30 } : {};
+      const quick = ctx.mode === 'quick' ? { batches: 2, trackerSteps: 6, trackEvery: 3, warmupSteps: 70 } : {};
       await generateC1C2Data({ ...quick, cacheRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
   },
