@@ -116,7 +116,8 @@ export async function reproduce(partial: Partial<ReproduceOptions> = {}): Promis
   const files = new Set(generators.map((g) => g.dataFile));
   const figures = PAPER_FIGURES.filter((f) => files.has(f.dataFile)).map((f) => f.name);
   o.log(`[3/3] drawing ${figures.length} figures -> ${o.outDir}`);
-  const drawn = await drawPaperFigures({ root: o.root, dataDir: o.dataDir, outDir: o.outDir, only: figures, images: o.images, log: (l) => o.log(`      ${l}`) });
+  // `only: []` would mean every figure to drawPaperFigures: draw nothing when these generators feed no figure
+  const drawn = figures.length === 0 ? { names: [] } : await drawPaperFigures({ root: o.root, dataDir: o.dataDir, outDir: o.outDir, only: figures, images: o.images, log: (l) => o.log(`      ${l}`) });
   result.figures = drawn.names;
   result.seconds.draw = secondsSince(t2);
   result.seconds.total = secondsSince(t0);

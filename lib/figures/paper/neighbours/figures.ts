@@ -224,12 +224,13 @@ export function revisitingVariance(d: NeighboursData): PlotlyFigure {
   const data: PlotlyTrace[] = [
     bar('token-level OPD (γ = 0)', '#555555', x, [v.map((s) => s.varTok), v.map((s) => Math.max(0, s.biasSqTok)), v.map((s) => s.meanNormSqTok)]),
     bar('sequence-level reverse KL (γ = 1)', '#8C564B', x, [v.map((s) => s.varSeq), v.map(() => NaN), v.map((s) => s.meanNormSqSeq)]),
+    bar('noise floor of the bias estimate, tr Cov(γ0 − γ1) / M', '#BBBBBB', x, [v.map(() => NaN), v.map((s) => s.biasNoiseSq), v.map(() => NaN)]),
   ];
   for (const a of C15_ARMS) data.push(...neighbourBandTraces(a, d.runs[a].evalStep, d.runs[a].pass1, { xaxis: 'x2', yaxis: 'y2' }));
   return {
     data,
     layout: panelLayout(`Revisiting OPD (C15): token-level vs sequence-level gradient estimator<br><sub>parameter gradients over ${v[0].batches} rollout batches of one prompt set per seed (bars: mean, 95% CI over ${v.length} seed(s))<br>training: line = mean, band = min to max over seeds</sub>`, [
-      { x: '', y: 'squared norm (per-sequence parameter gradient)', yLog: true },
+      { x: '', y: 'squared norm (per-sequence gradient)', yLog: true },
       { x: 'training step', y: 'pass@1 (held-out math)' },
     ]),
   };
