@@ -19,6 +19,7 @@ import { resolveJobRef } from '../sweep/job';
 import { runSweep } from '../sweep/runner';
 import { cellInputs, loadSpec, type Cell, type SweepSpec } from '../sweep/spec';
 import { DEFAULT_CONFIG, type Config } from '../train/config';
+import { warmupKey } from '../train/runKey';
 
 export type ReproduceMode = 'full' | 'quick';
 export const REPRODUCE_MODES: readonly ReproduceMode[] = ['full', 'quick'];
@@ -159,6 +160,23 @@ export interface RunPaperCellsResult {
   aborted: boolean;
 }
 
+/**
+ * The run order: round-robin over warm-up students (one cell of each warm-up in turn, in first-seen order), so the
+ * workers start by training different warm-ups instead of waiting on the same one (lib/train/warmup.ts trains
+ * each once; the others wait for it).
+ */
+export function interleaveByWarmup<T extends { config: Config }>(cells: readonly T[]): T[] {
+  const groups = new Map<string, T[]>();
+  for (const c of cells) {
+    const k = c.config.warmup.steps === 0 ? 'none' : warmupKey(c.config);
+    (groups.get(k) ?? groups.set(k, []).get(k)!).push(c);
+  }
+  const queues = [...groups.values()];
+  const out: T[] = [];
+  for (let i = 0; out.length < cells.length; i++) for (const q of queues) if (i < q.length) out.push(q[i]);
+  return out;
+}
+
 /** Trains every run the specs need that is not finished anywhere under the runs root (module header). */
 export async function runPaperCells(o: RunPaperCellsOptions): Promise<RunPaperCellsResult> {
   const byKey = new Map<string, Cell<Config>>();
@@ -166,7 +184,7 @@ export async function runPaperCells(o: RunPaperCellsOptions): Promise<RunPaperCe
     for (const c of paperCells(name, o.mode)) if (!byKey.has(c.key)) byKey.set(c.key, { ...c, name: `${name}:${c.name}` });
   }
   const all = [...byKey.values()];
-  const todo = all.filter((c) => findRunDir(o.runsRoot, c.key) === null).map((c, index) => ({ ...c, index }));
+  const todo = interleaveByWarmup(all.filter((c) => findRunDir(o.runsRoot, c.key) === null)).map((c, index) => ({ ...c, index }));
   const result: RunPaperCellsResult = { total: all.length, cached: all.length - todo.length, done: 0, failed: [], aborted: false };
   if (todo.length === 0) return result;
   fs.mkdirSync(path.join(o.runsRoot, PAPER_SWEEP), { recursive: true });

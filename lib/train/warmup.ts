@@ -106,7 +106,52 @@ function tailMean(x: Float64Array): number {
   return tail.reduce((a, v) => a + v, 0) / tail.length;
 }
 
-/** The warm-up student for `config`: from <root>/_warmup/<key>/ when present, else trained and cached. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims the right to train warm-up `dir` (an O_EXCL `<dir>.lock` holding our pid). While another live process
+ * holds it, waits for that process to finish (its warmup.json appears) and returns false: the caller loads the
+ * cache instead of training the same student twice (two sweep workers starting two methods of one seed). A lock
+ * whose process is gone is taken over.
+ */
+async function claimWarmup(dir: string, done: string, pollMs = 250): Promise<{ claimed: boolean; release: () => void }> {
+  const lock = `${dir}.lock`;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  for (;;) {
+    if (fs.existsSync(done)) return { claimed: false, release: () => undefined };
+    try {
+      const fd = fs.openSync(lock, 'wx');
+      fs.writeSync(fd, String(process.pid));
+      fs.closeSync(fd);
+      return { claimed: true, release: () => fs.rmSync(lock, { force: true }) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder = NaN;
+    try {
+      holder = Number(fs.readFileSync(lock, 'utf8').trim());
+    } catch {
+      continue; // released between our open and read
+    }
+    if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
+      fs.rmSync(lock, { force: true }); // its process died: take over
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, pollMs)); // being written (or the pid not written yet)
+  }
+}
+
+/**
+ * The warm-up student for `config`: from <root>/_warmup/<key>/ when present, else trained and cached. Concurrent
+ * callers for the same key train it once (claimWarmup); the others wait and load it.
+ */
 export async function warmupStudent(config: Config, derived: Derived, onStep?: (p: WarmupProgress) => void): Promise<WarmupResult> {
   const key = warmupKey(config);
   if (config.warmup.steps === 0) {
@@ -114,11 +159,20 @@ export async function warmupStudent(config: Config, derived: Derived, onStep?: (
   }
   const dir = warmupDir(config.out.root, key);
   const done = path.join(dir, 'warmup.json');
-  if (fs.existsSync(done)) {
+  const claim = await claimWarmup(dir, done);
+  if (!claim.claimed) {
     const { student } = await loadCheckpoint(dir);
     const info = readJson<WarmupFile>(done);
     return { student, key, dir, cached: true, seconds: 0, tokens: 0, finalLoss: info.finalLoss ?? NaN };
   }
+  try {
+    return await trainAndCache(config, derived, key, dir, done, onStep);
+  } finally {
+    claim.release();
+  }
+}
+
+async function trainAndCache(config: Config, derived: Derived, key: string, dir: string, done: string, onStep?: (p: WarmupProgress) => void): Promise<WarmupResult> {
   const t0 = performance.now();
   const { student, losses, tokens } = trainWarmup(config, derived, onStep);
   const seconds = (performance.now() - t0) / 1000;

@@ -115,6 +115,7 @@ describe('figures', () => {
     expect(title(f.layout!.xaxis)).toMatch(/weak warm-up \(100 SFT steps\)/);
     expect(title(f.layout!.xaxis2)).toMatch(/strong warm-up \(300 SFT steps\)/);
     expect(title(f.layout!.yaxis)).toBe('pass@1 (held-out math)');
+    expect((f.layout!.yaxis2 as { matches: string }).matches).toBe('y');
   });
 
   it('table2ContinualLearning: math and tool panels, before (step S) / after (S + C) bars, opd-weak left out', () => {
@@ -221,7 +222,7 @@ describe('data and runs', () => {
     for (const c of cont) {
       expect(c.config.warmup.continualShare).toBe(0.5);
       expect(c.config.continual).toMatchObject({ steps: 30, task: { name: 'tool', options: { maxItems: 1, maxNumber: 9 } } });
-      expect(c.config.warmup.steps).toBe(c.values.method === 'opd-weak' ? 100 : 300);
+      expect(c.config.warmup.steps).toBe(c.values.method === 'opd-weak' ? 300 : 700);
     }
   });
 

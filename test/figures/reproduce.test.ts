@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { reproduce } from '../../lib/figures/reproduce';
 import { DATA_GENERATORS } from '../../lib/figures/paper/generators';
 import { PAPER_FIGURES } from '../../lib/figures/paper';
-import { findRunDir, paperCells, quickInput } from '../../lib/figures/sweeps';
+import { findRunDir, interleaveByWarmup, paperCells, quickInput } from '../../lib/figures/sweeps';
 
 const dir = mkdtempSync(join(tmpdir(), 'opdlab-reproduce-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,6 +22,12 @@ describe('quick mode', () => {
     expect(q).toMatchObject({ warmup: { steps: 10 }, distill: { method: 'gkd', objective: { beta: 0.5 }, steps: 6 }, continual: { steps: 6 } });
     expect((quickInput({}).warmup as { steps: number }).steps).toBe(70);
     expect(quickInput({}).continual).toBeUndefined();
+  });
+
+  it('the run order starts one cell of every warm-up before the second of any', () => {
+    const cell = (name: string, seed: number, steps: number) => ({ name, config: { ...paperCells('dynamics', 'quick')[0].config, seed, warmup: { ...paperCells('dynamics', 'quick')[0].config.warmup, steps } } });
+    const order = interleaveByWarmup([cell('a0', 0, 5), cell('b0', 0, 5), cell('a1', 1, 5), cell('c0', 0, 7), cell('b1', 1, 5)]).map((c) => c.name);
+    expect(order).toEqual(['a0', 'a1', 'c0', 'b0', 'b1']);
   });
 
   it('every spec a generator names expands in both modes; the full mode has 3 seeds per setting', () => {

@@ -3,7 +3,7 @@
  * data file, its reader and its generator.
  *
  *   data/figures/initcontinual.json, read from the finished runs of two built-in sweep specs (3 seeds each):
- *     init        specs/init.json: warm-up {weak 100, strong 300 SFT steps} x method {opd, exopd (gopd lambda
+ *     init        specs/init.json: warm-up {weak 300, strong 700 SFT steps (the default)} x method {opd, exopd (gopd lambda
  *                 1.25), gkd (top-32), aopd (top-32)}, 100 distillation steps on math. Per arm and seed the math
  *                 evaluations (eval.jsonl, task math): pass@1, pass@4, pass@8 at every evaluation step (0 = the
  *                 warm-up student). Table 1 = the last evaluation, Fig. 10 = the pass@1 curves.

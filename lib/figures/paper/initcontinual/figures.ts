@@ -177,7 +177,8 @@ export function fig10WeakInitCurves(d: Pick<InitContinualData, 'init'>): PlotlyF
     const sx = p === 0 ? '' : String(p + 1);
     const steps = Object.values(d.init[w])[0].warmupSteps;
     layout[`xaxis${sx}`] = { ...ax, domain: doms[p], anchor: `y${sx}`, title: { text: `distillation step — ${warmupLabel(w, steps)}` } };
-    layout[`yaxis${sx}`] = { ...ay, anchor: `x${sx}`, rangemode: 'tozero', title: { text: p === 0 ? 'pass@1 (held-out math)' : '' } };
+    // one y range for both panels, so a floor at 0 after the weak warm-up is not blown up to fill its panel
+    layout[`yaxis${sx}`] = { ...ay, anchor: `x${sx}`, rangemode: 'tozero', ...(p > 0 ? { matches: 'y' } : {}), title: { text: p === 0 ? 'pass@1 (held-out math)' : '' } };
   });
   return { data, layout };
 }
