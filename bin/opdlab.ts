@@ -54,10 +54,16 @@ program
   .option('--only-runs', 'train the runs and stop (no data files, no figures)')
   .option('--specs <names>', 'with --only-runs: these built-in specs instead of those of the generators')
   .option('--workers <n>', 'worker processes for training', '2')
+  .option('--seeds <n>', 'seeds per cell (default 3, the committed results); more seeds = more runs, tighter intervals')
   .option('--no-images', 'json and html figures only (no headless Chromium)')
   .option('--list', 'list the data generators, their claims and specs')
   .option('--progress <kind>', 'auto | bars | lines | none', 'auto')
-  .action(async (opts: { quick?: boolean; only?: string; onlyRuns?: boolean; specs?: string; workers: string; images: boolean; list?: boolean; progress: string }) => {
+  .action(async (opts: { quick?: boolean; only?: string; onlyRuns?: boolean; specs?: string; workers: string; seeds?: string; images: boolean; list?: boolean; progress: string }) => {
+    if (opts.seeds !== undefined) {
+      const { PAPER_SEEDS_ENV, modeSeeds } = await import('../lib/figures/sweeps');
+      process.env[PAPER_SEEDS_ENV] = opts.seeds;
+      modeSeeds('full'); // validates
+    }
     const { DATA_GENERATORS } = await import('../lib/figures/paper/generators');
     if (opts.list) {
       console.log(formatTable(['generator', 'data file', 'claims', 'specs'], DATA_GENERATORS.map((g) => [g.name, g.dataFile, g.claims.join(' '), g.specs.join(' ') || '(simulation)'])));

@@ -29,9 +29,19 @@ export const PAPER_SEEDS = 3;
 /** The sweep folder (under the runs root) that `runPaperCells` trains into. */
 export const PAPER_SWEEP = 'paper';
 
-/** Seeds per cell in each mode. */
+/**
+ * Environment variable overriding PAPER_SEEDS for the whole process (`opdlab reproduce --seeds N` sets it): every
+ * spec's cells, and so every generator's data and figure, then use seeds 0..N-1 (the committed results use 3).
+ */
+export const PAPER_SEEDS_ENV = 'OPDLAB_PAPER_SEEDS';
+
+/** Seeds per cell in each mode (full: 0..PAPER_SEEDS-1, or OPDLAB_PAPER_SEEDS; quick: 0). */
 export function modeSeeds(mode: ReproduceMode): number[] {
-  return mode === 'full' ? Array.from({ length: PAPER_SEEDS }, (_, i) => i) : [0];
+  if (mode === 'quick') return [0];
+  const raw = process.env[PAPER_SEEDS_ENV];
+  const n = raw === undefined || raw === '' ? PAPER_SEEDS : Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${PAPER_SEEDS_ENV} must be an integer >= 1 (seeds per cell), got '${raw}'`);
+  return Array.from({ length: n }, (_, i) => i);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

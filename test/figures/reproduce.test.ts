@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { reproduce } from '../../lib/figures/reproduce';
 import { DATA_GENERATORS } from '../../lib/figures/paper/generators';
 import { PAPER_FIGURES } from '../../lib/figures/paper';
-import { findRunDir, interleaveByWarmup, paperCells, quickInput } from '../../lib/figures/sweeps';
+import { findRunDir, interleaveByWarmup, modeSeeds, PAPER_SEEDS_ENV, paperCells, quickInput } from '../../lib/figures/sweeps';
 
 const dir = mkdtempSync(join(tmpdir(), 'opdlab-reproduce-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,6 +28,22 @@ describe('quick mode', () => {
     const cell = (name: string, seed: number, steps: number) => ({ name, config: { ...paperCells('dynamics', 'quick')[0].config, seed, warmup: { ...paperCells('dynamics', 'quick')[0].config.warmup, steps } } });
     const order = interleaveByWarmup([cell('a0', 0, 5), cell('b0', 0, 5), cell('a1', 1, 5), cell('c0', 0, 7), cell('b1', 1, 5)]).map((c) => c.name);
     expect(order).toEqual(['a0', 'a1', 'c0', 'b0', 'b1']);
+  });
+
+  it('OPDLAB_PAPER_SEEDS sets the seeds of the full mode, and a bad value is named', () => {
+    const before = process.env[PAPER_SEEDS_ENV];
+    try {
+      process.env[PAPER_SEEDS_ENV] = '5';
+      expect(modeSeeds('full')).toEqual([0, 1, 2, 3, 4]);
+      expect(new Set(paperCells('dynamics', 'full').map((c) => c.config.seed))).toEqual(new Set([0, 1, 2, 3, 4]));
+      expect(modeSeeds('quick')).toEqual([0]);
+      process.env[PAPER_SEEDS_ENV] = 'two';
+      expect(() => modeSeeds('full')).toThrow(/OPDLAB_PAPER_SEEDS must be an integer >= 1 \(seeds per cell\), got 'two'/);
+    } finally {
+      if (before === undefined) delete process.env[PAPER_SEEDS_ENV];
+      else process.env[PAPER_SEEDS_ENV] = before;
+    }
+    expect(modeSeeds('full')).toEqual([0, 1, 2]);
   });
 
   it('every spec a generator names expands in both modes; the full mode has 3 seeds per setting', () => {
