@@ -1,6 +1,6 @@
 /**
  * One benchmark case in a fresh process (so peak memory is this case's alone):
- *   node dist/bench/objectiveCase.js <objective> <N> <V> <fused|composed> <reps>
+ *   node dist/bench/objectiveCase.js <objective> <N> <V> <fused|composed> <reps> [warmup]
  * Prints one JSON line: median milliseconds for loss + student-logit gradient, and peak memory.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -30,17 +30,19 @@ function peakMeter(): () => number {
 }
 
 async function main(): Promise<void> {
-  const [name, nArg, vArg, mode, repsArg] = process.argv.slice(2);
+  const [name, nArg, vArg, mode, repsArg, warmupArg] = process.argv.slice(2);
   const n = Number(nArg);
   const v = Number(vArg);
   const reps = Number(repsArg ?? 5);
+  // untimed first calls: wasm code tiers up (Liftoff -> TurboFan) and the heap settles over the first few
+  const warmup = Math.max(1, Number(warmupArg ?? 1));
   const info = await initBackend({ quiet: true });
   const batch = syntheticBatch({ tokens: n, vocab: v, sequences: 16, seed: 3, promptShare: 0 });
   const options = { ...(BENCH_OPTIONS[name] ?? {}), fused: mode === 'fused' };
   const peakGrowth = peakMeter();
   const times: number[] = [];
   let loss = 0;
-  for (let r = 0; r < reps + 1; r++) {
+  for (let r = 0; r < reps + warmup; r++) {
     const t0 = performance.now();
     const out = objectiveLossAndGrad(name, batch, options, 'token-mean');
     // The gradient stays a tensor on the backend, as PyTorch's z.grad does (reading it all back would time a copy
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
     const dt = performance.now() - t0;
     loss = out.loss;
     out.grad_NV.dispose();
-    if (r > 0) times.push(dt); // the first call warms up kernels and allocations
+    if (r >= warmup) times.push(dt); // the first calls warm up kernels and allocations
   }
   times.sort((a, b) => a - b);
   const peakGrowthBytes = peakGrowth();

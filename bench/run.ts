@@ -10,6 +10,9 @@
  *   npm run bench -- --only aopd,opd    a subset
  *   npm run bench -- --runs 3           every case 3 times (fused, composed and PyTorch in turn), medians reported:
  *                                       on a shared machine one run can catch a busy moment
+ *   npm run bench -- --warmup 3         3 untimed calls before the timed ones in each opdlab case (default 1): the
+ *                                       wasm kernels tier up (Liftoff -> TurboFan) and the heap settles over the
+ *                                       first few calls, as they do in the first steps of a training run
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -25,9 +28,9 @@ interface CaseResult {
   error?: string;
 }
 
-function runNode(objective: string, n: number, v: number, mode: string, reps: number): CaseResult {
+function runNode(objective: string, n: number, v: number, mode: string, reps: number, warmup: number): CaseResult {
   const script = join(__dirname, 'objectiveCase.js');
-  const r = spawnSync(process.execPath, ['--expose-gc', script, objective, String(n), String(v), mode, String(reps)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, ['--expose-gc', script, objective, String(n), String(v), mode, String(reps), String(warmup)], { encoding: 'utf8', maxBuffer: 1 << 20 });
   const line = (r.stdout || '').trim().split('\n').pop() || '';
   try {
     return JSON.parse(line) as CaseResult;
@@ -63,6 +66,8 @@ function main(): void {
   const onlyIdx = args.indexOf('--only');
   const runsIdx = args.indexOf('--runs');
   const runs = runsIdx >= 0 ? Math.max(1, Number(args[runsIdx + 1]) || 1) : 1;
+  const warmupIdx = args.indexOf('--warmup');
+  const warmup = warmupIdx >= 0 ? Math.max(1, Number(args[warmupIdx + 1]) || 1) : 1;
   const objectives = onlyIdx >= 0 ? args[onlyIdx + 1].split(',') : BENCH_OBJECTIVES;
   const shapes = quick ? BENCH_SHAPES.slice(0, 1) : BENCH_SHAPES;
   const reps = quick ? 3 : 5;
@@ -74,8 +79,8 @@ function main(): void {
       process.stderr.write(`bench ${objective} ${n}x${v} ...\n`);
       const all: { fused: CaseResult[]; composed: CaseResult[]; torch: CaseResult[] } = { fused: [], composed: [], torch: [] };
       for (let run = 0; run < runs; run++) {
-        all.fused.push(runNode(objective, n, v, 'fused', reps));
-        all.composed.push(runNode(objective, n, v, 'composed', Math.max(1, Math.floor(reps / 2))));
+        all.fused.push(runNode(objective, n, v, 'fused', reps, warmup));
+        all.composed.push(runNode(objective, n, v, 'composed', Math.max(1, Math.floor(reps / 2)), warmup));
         all.torch.push(torchOk ? runTorch(objective, n, v, reps) : { error: 'missing' });
       }
       const fused = medianOf(all.fused);
@@ -95,7 +100,7 @@ function main(): void {
       ]);
     }
   }
-  const over = runs > 1 ? `, median of ${runs} runs` : '';
+  const over = `${runs > 1 ? `, median of ${runs} runs` : ''}, ${warmup} untimed call${warmup > 1 ? 's' : ''} first`;
   console.log(`\nLoss + student-logit gradient, median ms${over} (backend wasm unless OPDLAB_BACKEND says otherwise; PyTorch ${THREADS} thread)`);
   console.log(formatTable(['objective', 'N x V', 'fused ms', 'composed ms', 'pytorch ms', 'fused vs composed', 'fused vs pytorch', 'fused peak mem / logits', 'composed peak mem / logits'], rows));
   console.log('\nTargets: fused vs composed >= 10x; fused vs pytorch >= 1.5x; peak memory a small multiple of the logits.');
