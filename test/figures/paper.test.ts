@@ -165,8 +165,8 @@ describe('figure data and drawPaperFigures', () => {
     const outDir = join(dir, 'figures');
     require('node:fs').mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, 'c1c2.json'), JSON.stringify(data));
-    // the dynamics figures (C5, C7, C8; test/figures/dynamics.test.ts) draw from the committed file
-    require('node:fs').copyFileSync(figureDataPath('dynamics.json'), join(dataDir, 'dynamics.json'));
+    // every other figure (tested on fixed inputs in its own test file) draws from its committed data file
+    for (const f of new Set(PAPER_FIGURES.map((x) => x.dataFile))) if (f !== 'c1c2.json') require('node:fs').copyFileSync(figureDataPath(f), join(dataDir, f));
     const r = await drawPaperFigures({ dataDir, outDir, images: false });
     expect(r.names).toEqual(PAPER_FIGURES.map((f) => f.name));
     for (const name of r.names) for (const ext of ['json', 'html']) expect(existsSync(join(outDir, `${name}.${ext}`))).toBe(true);

@@ -130,7 +130,8 @@ function notebookJson(sources: string[]): string {
   });
 }
 
-describe.skipIf(skipReason !== '')('notebooks run headless (tslab kernel, Debian Jupyter)', () => {
+// nine notebooks in quick mode take several minutes on 2 cores next to the other test files: a wider limit than the default 120 s
+describe.skipIf(skipReason !== '')('notebooks run headless (tslab kernel, Debian Jupyter)', { timeout: 900_000 }, () => {
   let out: string;
   // The runs start together in beforeAll (each is its own nbconvert + kernel) and the tests await them.
   let all: Promise<NotebookResult[]>;
