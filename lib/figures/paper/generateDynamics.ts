@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { figureDataPath } from '../data';
 import { projectPaths } from '../paths';
 import { reproduceCommand, requirePaperRuns, type ReproduceMode } from '../sweeps';
+import { distillRows, evalRows } from '../runLogs';
 import { codeVersion } from '../../train/runKey';
 
 export const DYNAMICS_METHODS = ['opd', 'aopd', 'gkd'] as const;
@@ -144,34 +145,20 @@ function checkCurves(where: string, c: MethodCurves): void {
   for (const k of ['pass1', 'pass4', 'pass8'] as const) check(k, c[k], c.evalStep.length);
 }
 
-const r5 = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(5)) : x);
-
-function readJsonl(file: string): Record<string, unknown>[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
 /** The series of one finished run folder (metrics.jsonl, eval.jsonl). */
 export function readRunCurves(dir: string): { trainStep: number[]; gradNorm: number[]; entropy: number[]; interventionRatio: number[] | null; evalStep: number[]; pass1: number[]; pass4: number[]; pass8: number[] } {
-  const rows = readJsonl(join(dir, 'metrics.jsonl')).filter((r) => r.phase === 'distill');
-  const num = (r: Record<string, unknown>, k: string, file: string): number => {
-    const v = r[k];
-    if (typeof v !== 'number') throw new Error(`${join(dir, file)}: step ${r.step} has no number '${k}'`);
-    return r5(v);
-  };
-  const hasRatio = rows.length > 0 && typeof rows[0]['objective/intervention/ratio'] === 'number';
-  const evals = readJsonl(join(dir, 'eval.jsonl')).filter((r) => r.task === 'math' || r.task === undefined);
+  const m = distillRows(dir);
+  const e = evalRows(dir);
+  const ratio = 'objective/intervention/ratio';
   return {
-    trainStep: rows.map((r) => r.step as number),
-    gradNorm: rows.map((r) => num(r, 'grad/param_norm', 'metrics.jsonl')),
-    entropy: rows.map((r) => num(r, 'entropy/student_mean', 'metrics.jsonl')),
-    interventionRatio: hasRatio ? rows.map((r) => num(r, 'objective/intervention/ratio', 'metrics.jsonl')) : null,
-    evalStep: evals.map((r) => r.step as number),
-    pass1: evals.map((r) => num(r, 'eval/pass@1', 'eval.jsonl')),
-    pass4: evals.map((r) => num(r, 'eval/pass@4', 'eval.jsonl')),
-    pass8: evals.map((r) => num(r, 'eval/pass@8', 'eval.jsonl')),
+    trainStep: m.steps(),
+    gradNorm: m.series('grad/param_norm'),
+    entropy: m.series('entropy/student_mean'),
+    interventionRatio: m.has(ratio) ? m.series(ratio) : null,
+    evalStep: e.steps(),
+    pass1: e.series('eval/pass@1'),
+    pass4: e.series('eval/pass@4'),
+    pass8: e.series('eval/pass@8'),
   };
 }
 

@@ -30,6 +30,7 @@ import { canonicalJson, codeVersion } from '../../../train/runKey';
 import { figureDataPath } from '../../data';
 import { projectPaths } from '../../paths';
 import { requirePaperRuns, type ReproduceMode } from '../../sweeps';
+import { distillRows, evalRows, r5 } from '../../runLogs';
 
 /** The specs the generator reads, in the order of `AblationsData.axes`. */
 export const ABLATION_SPECS = ['eta', 'beta', 'topk', 'location'] as const;
@@ -78,7 +79,6 @@ export interface AblationsData {
   axes: Record<AblationSpec, AxisPoint[]>;
 }
 
-const r5 = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(5)) : x);
 
 /**
  * The name of a setting: the method, then `name=value` for each objective option that differs from the method's
@@ -143,13 +143,6 @@ export function readAblationsData(path: string = figureDataPath('ablations.json'
   return d;
 }
 
-function readJsonl(file: string): Record<string, unknown>[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
 export interface AblationRunSeries {
   trainStep: number[];
   gradNorm: number[];
@@ -164,25 +157,20 @@ export interface AblationRunSeries {
 
 /** The series of one finished run folder (metrics.jsonl distill rows, eval.jsonl math rows). */
 export function readAblationRun(dir: string): AblationRunSeries {
-  const rows = readJsonl(join(dir, 'metrics.jsonl')).filter((r) => r.phase === 'distill');
-  if (rows.length === 0) throw new Error(`${join(dir, 'metrics.jsonl')}: no distillation step logged`);
-  const num = (r: Record<string, unknown>, k: string, file: string): number => {
-    const v = r[k];
-    if (typeof v !== 'number') throw new Error(`${join(dir, file)}: step ${String(r.step)} has no number '${k}'`);
-    return r5(v);
-  };
-  const hasRatio = typeof rows[0]['objective/intervention/ratio'] === 'number';
-  const evals = readJsonl(join(dir, 'eval.jsonl')).filter((r) => r.task === 'math' || r.task === undefined);
+  const m = distillRows(dir);
+  if (m.rows.length === 0) throw new Error(`${join(dir, 'metrics.jsonl')}: no distillation step logged`);
+  const e = evalRows(dir);
+  const ratio = 'objective/intervention/ratio';
   return {
-    trainStep: rows.map((r) => r.step as number),
-    gradNorm: rows.map((r) => num(r, 'grad/param_norm', 'metrics.jsonl')),
-    entropy: rows.map((r) => num(r, 'entropy/student_mean', 'metrics.jsonl')),
-    interventionRatio: hasRatio ? rows.map((r) => num(r, 'objective/intervention/ratio', 'metrics.jsonl')) : null,
-    zeroShare: rows.map((r) => num(r, 'intervention/aopd_zero_ratio', 'metrics.jsonl')),
-    zeroImitated: rows.map((r) => num(r, 'intervention/ratio_zero_band', 'metrics.jsonl')),
-    evalStep: evals.map((r) => r.step as number),
-    pass1: evals.map((r) => num(r, 'eval/pass@1', 'eval.jsonl')),
-    pass8: evals.map((r) => num(r, 'eval/pass@8', 'eval.jsonl')),
+    trainStep: m.steps(),
+    gradNorm: m.series('grad/param_norm'),
+    entropy: m.series('entropy/student_mean'),
+    interventionRatio: m.has(ratio) ? m.series(ratio) : null,
+    zeroShare: m.series('intervention/aopd_zero_ratio'),
+    zeroImitated: m.series('intervention/ratio_zero_band'),
+    evalStep: e.steps(),
+    pass1: e.series('eval/pass@1'),
+    pass8: e.series('eval/pass@8'),
   };
 }
 

@@ -22,6 +22,7 @@ import { codeVersion } from '../../../train/runKey';
 import { figureDataPath } from '../../data';
 import { projectPaths } from '../../paths';
 import { requirePaperRuns, type ReproduceMode } from '../../sweeps';
+import { evalRows } from '../../runLogs';
 
 export const INIT_METHODS = ['opd', 'exopd', 'gkd', 'aopd'] as const;
 export const INIT_WARMUPS = ['weak', 'strong'] as const;
@@ -69,29 +70,13 @@ export interface InitContinualData {
   continual: Record<string, ContinualArm>;
 }
 
-const r5 = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(5)) : x);
-
-function readJsonl(file: string): Record<string, unknown>[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
 /** The evaluations of task `task` in a finished run folder: steps and the named pass@k series. */
 export function readEvalSeries(dir: string, task: string, ks: readonly number[]): { step: number[]; pass: Record<number, number[]> } {
-  const file = join(dir, 'eval.jsonl');
-  const rows = readJsonl(file).filter((r) => r.task === task);
-  if (rows.length === 0) throw new Error(`${file}: no evaluation of task '${task}'`);
+  const e = evalRows(dir, task);
+  if (e.rows.length === 0) throw new Error(`${join(dir, 'eval.jsonl')}: no evaluation of task '${task}'`);
   const pass: Record<number, number[]> = {};
-  for (const k of ks) {
-    pass[k] = rows.map((r) => {
-      const v = r[`eval/pass@${k}`];
-      if (typeof v !== 'number') throw new Error(`${file}: step ${String(r.step)} (${task}) has no number 'eval/pass@${k}'`);
-      return r5(v);
-    });
-  }
-  return { step: rows.map((r) => Number(r.step)), pass };
+  for (const k of ks) pass[k] = e.series(`eval/pass@${k}`);
+  return { step: e.steps(), pass };
 }
 
 function checkSeries(where: string, name: string, xs: unknown, seeds: number, len: number): void {
