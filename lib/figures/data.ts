@@ -64,10 +64,13 @@ export function figureDataPath(file: string, root?: string): string {
   return join(projectPaths(root).data, 'figures', file);
 }
 
-/** Reads a committed figure-data file; a missing or unreadable file throws naming the command that makes it. */
-export function readFigureData<T>(path: string): T {
+/**
+ * Reads a committed figure-data file; a missing or unreadable file throws naming the command that makes it
+ * (`command`, else DATA_COMMANDS by file name).
+ */
+export function readFigureData<T>(path: string, command?: string): T {
   const file = path.split(/[\\/]/).pop() ?? path;
-  const cmd = DATA_COMMANDS[file] ?? 'the generator in lib/figures/paper/generate.ts';
+  const cmd = command ?? DATA_COMMANDS[file] ?? 'the generator in lib/figures/paper/generate.ts';
   if (!existsSync(path)) throw new Error(`figure data ${path} is missing; make it with: ${cmd}`);
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;

@@ -16,11 +16,11 @@
  *   opdlab sweep specs/dynamics.json --workers 2     # the 9 runs (about 5 min on 2 cores)
  *   opdlab figures --generate dynamics                # this file's generator, then draws
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { figureDataPath } from '../data';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { figureDataPath, readFigureData } from '../data';
 import { projectPaths } from '../paths';
-import { reproduceCommand, requirePaperRuns, type ReproduceMode } from '../sweeps';
+import { reproduceCommand, requirePaperRuns, type PaperRun, type ReproduceMode } from '../sweeps';
 import { distillRows, evalRows } from '../runLogs';
 import { codeVersion } from '../../train/runKey';
 
@@ -112,19 +112,9 @@ export function tailMeans(perSeed: readonly (readonly number[])[], frac: number)
   });
 }
 
-function missingMessage(path: string): string {
-  return `figure data ${path} is missing; make it with: ${DYNAMICS_SWEEP_COMMAND} && ${DYNAMICS_DATA_COMMAND}`;
-}
-
 /** data/figures/dynamics.json (or `path`), checked: every method has equal-length series per seed. */
 export function readDynamicsData(path: string = figureDataPath('dynamics.json')): DynamicsData {
-  if (!existsSync(path)) throw new Error(missingMessage(path));
-  let d: DynamicsData;
-  try {
-    d = JSON.parse(readFileSync(path, 'utf8')) as DynamicsData;
-  } catch (e) {
-    throw new Error(`figure data ${path} is not valid JSON (${(e as Error).message}); regenerate it with: ${DYNAMICS_DATA_COMMAND}`);
-  }
+  const d = readFigureData<DynamicsData>(path, `${DYNAMICS_SWEEP_COMMAND} && ${DYNAMICS_DATA_COMMAND}`);
   if (!d.methods || typeof d.methods !== 'object' || Object.keys(d.methods).length === 0) throw new Error(`figure data ${path}: 'methods' is missing or empty`);
   for (const [m, c] of Object.entries(d.methods)) checkCurves(`figure data ${path}: methods.${m}`, c);
   return d;
@@ -162,6 +152,30 @@ export function readRunCurves(dir: string): { trainStep: number[]; gradNorm: num
   };
 }
 
+/**
+ * The runs grouped by the value of axis `axis` (one MethodCurves per value, one series per seed, in run order);
+ * every run of a group must log the same steps as the group's first (`who` names the caller in that error).
+ */
+export function collectMethodCurves(runs: readonly PaperRun[], axis: string, who: string, log: (line: string) => void = () => undefined): Record<string, MethodCurves> {
+  const groups: Record<string, MethodCurves> = {};
+  for (const { cell: c, dir } of runs) {
+    const name = c.values[axis];
+    const r = readRunCurves(dir);
+    const m = (groups[name] ??= { seeds: [], runKeys: [], trainStep: r.trainStep, gradNorm: [], entropy: [], evalStep: r.evalStep, pass1: [], pass4: [], pass8: [] });
+    if (r.trainStep.join() !== m.trainStep.join() || r.evalStep.join() !== m.evalStep.join()) throw new Error(`${who}: run ${c.name} logged other steps than the first seed of ${name}`);
+    m.seeds.push(Number(c.values.seed));
+    m.runKeys.push(c.key);
+    m.gradNorm.push(r.gradNorm);
+    m.entropy.push(r.entropy);
+    if (r.interventionRatio) (m.interventionRatio ??= []).push(r.interventionRatio);
+    m.pass1.push(r.pass1);
+    m.pass4.push(r.pass4);
+    m.pass8.push(r.pass8);
+    log(`read ${c.name}: ${r.trainStep.length} steps, ${r.evalStep.length} evaluations`);
+  }
+  return groups;
+}
+
 export interface DynamicsGenerateOptions {
   /** Folder holding the sweeps. Default <root>/runs. */
   runsRoot: string;
@@ -182,22 +196,7 @@ export function generateDynamicsData(options: Partial<DynamicsGenerateOptions> =
   const o: DynamicsGenerateOptions = { runsRoot: paths.runs, mode: 'full', out: figureDataPath('dynamics.json'), log: () => undefined, ...options };
   const runs = requirePaperRuns('dynamics', o.mode, o.runsRoot);
   const cells = runs.map((r) => r.cell);
-  const methods: Record<string, MethodCurves> = {};
-  for (const { cell: c, dir } of runs) {
-    const method = c.values.method;
-    const r = readRunCurves(dir);
-    const m = (methods[method] ??= { seeds: [], runKeys: [], trainStep: r.trainStep, gradNorm: [], entropy: [], evalStep: r.evalStep, pass1: [], pass4: [], pass8: [] });
-    if (r.trainStep.join() !== m.trainStep.join() || r.evalStep.join() !== m.evalStep.join()) throw new Error(`generateDynamicsData: run ${c.name} logged other steps than the first seed of ${method}`);
-    m.seeds.push(Number(c.values.seed));
-    m.runKeys.push(c.key);
-    m.gradNorm.push(r.gradNorm);
-    m.entropy.push(r.entropy);
-    if (r.interventionRatio) (m.interventionRatio ??= []).push(r.interventionRatio);
-    m.pass1.push(r.pass1);
-    m.pass4.push(r.pass4);
-    m.pass8.push(r.pass8);
-    o.log(`read ${c.name}: ${r.trainStep.length} steps, ${r.evalStep.length} evaluations`);
-  }
+  const methods = collectMethodCurves(runs, 'method', 'generateDynamicsData', o.log);
   const first = cells[0].config;
   const data: DynamicsData = {
     source: {

@@ -23,14 +23,14 @@
  *
  *   npm run build && node dist/bin/opdlab.js reproduce --only ablations     # trains what is missing, then this
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { getObjective } from '../../../objectives/registry';
 import { canonicalJson, codeVersion } from '../../../train/runKey';
-import { figureDataPath } from '../../data';
+import { figureDataPath, readFigureData } from '../../data';
 import { projectPaths } from '../../paths';
 import { requirePaperRuns, type ReproduceMode } from '../../sweeps';
-import { distillRows, evalRows, r5 } from '../../runLogs';
+import { distillRows, evalRows } from '../../runLogs';
 
 /** The specs the generator reads, in the order of `AblationsData.axes`. */
 export const ABLATION_SPECS = ['eta', 'beta', 'topk', 'location'] as const;
@@ -100,10 +100,6 @@ export function nonDefaultOptions(method: string, objective: Record<string, unkn
   return out;
 }
 
-function missingMessage(path: string): string {
-  return `figure data ${path} is missing; make it with: ${ablationsCommand()}`;
-}
-
 function checkVariant(where: string, v: VariantRuns): void {
   const S = v.seeds?.length ?? 0;
   if (S === 0) throw new Error(`${where}: 'seeds' is empty`);
@@ -132,13 +128,7 @@ function checkData(where: string, d: AblationsData): void {
 
 /** data/figures/ablations.json (or `path`), checked: every variant has one equal-length series per seed, every axis point a variant. */
 export function readAblationsData(path: string = figureDataPath('ablations.json')): AblationsData {
-  if (!existsSync(path)) throw new Error(missingMessage(path));
-  let d: AblationsData;
-  try {
-    d = JSON.parse(readFileSync(path, 'utf8')) as AblationsData;
-  } catch (e) {
-    throw new Error(`figure data ${path} is not valid JSON (${(e as Error).message}); regenerate it with: ${ablationsCommand()}`);
-  }
+  const d = readFigureData<AblationsData>(path, ablationsCommand());
   checkData(`figure data ${path}`, d);
   return d;
 }

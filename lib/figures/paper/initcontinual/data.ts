@@ -16,10 +16,10 @@
  *
  *   npm run build && node dist/bin/opdlab.js reproduce --only initcontinual      # trains what is missing, writes, draws
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { codeVersion } from '../../../train/runKey';
-import { figureDataPath } from '../../data';
+import { figureDataPath, readFigureData } from '../../data';
 import { projectPaths } from '../../paths';
 import { requirePaperRuns, type ReproduceMode } from '../../sweeps';
 import { evalRows } from '../../runLogs';
@@ -117,13 +117,7 @@ export function checkInitContinualData(where: string, d: InitContinualData): voi
 
 /** data/figures/initcontinual.json (or `path`), checked. */
 export function readInitContinualData(path: string = figureDataPath('initcontinual.json')): InitContinualData {
-  if (!existsSync(path)) throw new Error(`figure data ${path} is missing; make it with: ${INITCONTINUAL_COMMAND}`);
-  let d: InitContinualData;
-  try {
-    d = JSON.parse(readFileSync(path, 'utf8')) as InitContinualData;
-  } catch (e) {
-    throw new Error(`figure data ${path} is not valid JSON (${(e as Error).message}); regenerate it with: ${INITCONTINUAL_COMMAND}`);
-  }
+  const d = readFigureData<InitContinualData>(path, INITCONTINUAL_COMMAND);
   checkInitContinualData(`figure data ${path}`, d);
   return d;
 }

@@ -12,12 +12,12 @@
  *
  *   npm run build && node dist/bin/opdlab.js reproduce --only neighbours
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { figureDataPath } from '../../data';
+import { figureDataPath, readFigureData } from '../../data';
 import { paperCells, requirePaperRuns, type ReproduceMode } from '../../sweeps';
 import { codeVersion } from '../../../train/runKey';
-import { readRunCurves, type MethodCurves } from '../generateDynamics';
+import { collectMethodCurves, type MethodCurves } from '../generateDynamics';
 import { GOPD_LAMBDA, GOPD_REFS, measureSeed, OPDPLUS_DIVERGENCES, OPDPLUS_WEIGHTS, PROPS_ARMS, REWARD_EDGES, TEACHER_BASE_ERROR_FACTOR, type SeedMeasurements } from './simulate';
 
 export const NEIGHBOURS_SPEC = 'neighbours';
@@ -63,20 +63,7 @@ export interface NeighboursGenerateOptions {
 export async function generateNeighboursData(options: Partial<NeighboursGenerateOptions> & { runsRoot: string }): Promise<NeighboursData> {
   const o: NeighboursGenerateOptions = { mode: 'full', out: figureDataPath('neighbours.json'), log: () => undefined, ...options };
   const t0 = Date.now();
-  const runs: Record<string, MethodCurves> = {};
-  for (const { cell: c, dir } of requirePaperRuns(NEIGHBOURS_SPEC, o.mode, o.runsRoot)) {
-    const arm = c.values.method;
-    const r = readRunCurves(dir);
-    const m = (runs[arm] ??= { seeds: [], runKeys: [], trainStep: r.trainStep, gradNorm: [], entropy: [], evalStep: r.evalStep, pass1: [], pass4: [], pass8: [] });
-    if (r.trainStep.join() !== m.trainStep.join() || r.evalStep.join() !== m.evalStep.join()) throw new Error(`generateNeighboursData: run ${c.name} logged other steps than the first seed of ${arm}`);
-    m.seeds.push(Number(c.values.seed));
-    m.runKeys.push(c.key);
-    m.gradNorm.push(r.gradNorm);
-    m.entropy.push(r.entropy);
-    m.pass1.push(r.pass1);
-    m.pass4.push(r.pass4);
-    m.pass8.push(r.pass8);
-  }
+  const runs = collectMethodCurves(requirePaperRuns(NEIGHBOURS_SPEC, o.mode, o.runsRoot), 'method', 'generateNeighboursData');
   o.log(`read ${Object.keys(runs).length} arms x ${Object.values(runs)[0]?.seeds.length ?? 0} seeds`);
   // the warm-up students the arms start from: the opd cell of each seed (its warm-up config, quick or full)
   const opdCells = paperCells(NEIGHBOURS_SPEC, o.mode).filter((c) => c.values.method === 'opd');
@@ -149,13 +136,7 @@ function checkNeighboursData(where: string, d: NeighboursData): void {
 
 /** data/figures/neighbours.json (or `path`), checked; a missing or bad file names the command that makes it. */
 export function readNeighboursData(path: string = figureDataPath('neighbours.json')): NeighboursData {
-  if (!existsSync(path)) throw new Error(`figure data ${path} is missing; make it with: ${NEIGHBOURS_COMMAND}`);
-  let d: NeighboursData;
-  try {
-    d = JSON.parse(readFileSync(path, 'utf8')) as NeighboursData;
-  } catch (e) {
-    throw new Error(`figure data ${path} is not valid JSON (${(e as Error).message}); regenerate it with: ${NEIGHBOURS_COMMAND}`);
-  }
+  const d = readFigureData<NeighboursData>(path, NEIGHBOURS_COMMAND);
   try {
     checkNeighboursData(`figure data ${path}`, d);
   } catch (e) {
