@@ -286,37 +286,78 @@ export function cacheWrite(cache: JsKVCache, l: number, qkv: Float32Array, col0:
   }
 }
 
+/** All rows 0 .. B - 1 (the default row list of the one-column kernels below). */
+export function allRows(B: number): Int32Array {
+  return Int32Array.from({ length: B }, (_, b) => b);
+}
+
+/** Copy the keys and values of one new column of the cache rows `rows` (qkv [A, 3D], A = rows.length) into layer `l` at column `col`. */
+export function cacheWriteRows(cache: JsKVCache, l: number, qkv: Float32Array, col: number, rows: Int32Array): void {
+  const { capacity: C, width: D } = cache;
+  if (col >= C) throw new Error(`cacheWriteRows: column ${col} exceeds the cache capacity ${C}`);
+  const K = cache.k[l];
+  const Vc = cache.v[l];
+  for (let a = 0; a < rows.length; a++) {
+    const src = a * 3 * D;
+    const dst = (rows[a] * C + col) * D;
+    K.set(qkv.subarray(src + D, src + 2 * D), dst);
+    Vc.set(qkv.subarray(src + 2 * D, src + 3 * D), dst);
+  }
+}
+
+/**
+ * A cache of B' = rows.length rows whose row i is a copy of row rows[i] of `cache` (columns 0 .. length - 1):
+ * prompts prefilled once are fanned out to all their rollouts.
+ */
+export function expandCache<Cache extends JsKVCache>(cache: Cache, rows: Int32Array): Cache {
+  const { B, capacity: C, width: D, length } = cache;
+  for (const r of rows) if (!(r >= 0 && r < B)) throw new Error(`expandCache: rows must be in [0, ${B}), found ${r}`);
+  const copy = (src: Float32Array) => {
+    const out = new Float32Array(rows.length * C * D);
+    rows.forEach((r, i) => out.set(src.subarray(r * C * D, (r * C + length) * D), i * C * D));
+    return out;
+  };
+  return { ...cache, B: rows.length, start_B: Int32Array.from(rows, (r) => cache.start_B[r]), k: cache.k.map(copy), v: cache.v.map(copy) };
+}
+
 /**
  * Attention of one new column per row (at column `col`, already written into the cache) over columns
- * start_b .. col of layer `l`: qkv [B, 3D] -> o [B, D].
+ * start_b .. col of layer `l`, for the cache rows `rows`: qkv [A, 3D] -> o [A, D] (A = rows.length).
+ * Arithmetic: scores and softmax in float64, the output accumulated in float32 (one rounding per added value).
  */
-export function attendOne(cache: JsKVCache, l: number, qkv: Float32Array, col: number): Float32Array {
-  const { B, capacity: C, width: D, heads: H, start_B } = cache;
+export function attendOne(cache: JsKVCache, l: number, qkv: Float32Array, col: number, rows: Int32Array = allRows(cache.B)): Float32Array {
+  const { capacity: C, width: D, heads: H, start_B } = cache;
   const dh = D / H;
   const scale = 1 / Math.sqrt(dh);
   const K = cache.k[l];
   const Vc = cache.v[l];
-  const out = new Float32Array(B * D);
+  const A = rows.length;
+  const out = new Float32Array(A * D);
   const sc = new Float64Array(col + 1);
-  for (let b = 0; b < B; b++) {
+  const q = new Float64Array(dh);
+  for (let a = 0; a < A; a++) {
+    const b = rows[a];
     const s0 = start_B[b];
     if (col < s0) continue;
     for (let h = 0; h < H; h++) {
-      const q = b * 3 * D + h * dh;
+      const q0 = a * 3 * D + h * dh;
+      for (let d = 0; d < dh; d++) q[d] = qkv[q0 + d];
       let max = -Infinity;
       for (let j = s0; j <= col; j++) {
         const kRow = (b * C + j) * D + h * dh;
         let dot = 0;
-        for (let d = 0; d < dh; d++) dot += qkv[q + d] * K[kRow + d];
-        sc[j] = dot * scale;
-        if (sc[j] > max) max = sc[j];
+        for (let d = 0; d < dh; d++) dot += q[d] * K[kRow + d];
+        const s = dot * scale;
+        sc[j] = s;
+        if (s > max) max = s;
       }
       let z = 0;
       for (let j = s0; j <= col; j++) {
-        sc[j] = Math.exp(sc[j] - max);
-        z += sc[j];
+        const e = Math.exp(sc[j] - max);
+        sc[j] = e;
+        z += e;
       }
-      const o = b * D + h * dh;
+      const o = a * D + h * dh;
       for (let j = s0; j <= col; j++) {
         const p = sc[j] / z;
         const vRow = (b * C + j) * D + h * dh;

@@ -15,6 +15,10 @@
  * part of its response (mask 1). Rows that reach maxNewTokens without it are unfinished (finished_B = 0).
  * Finished rows keep being fed <pad> so the batch stays rectangular; their outputs are ignored.
  *
+ * Cost: each distinct prompt is prefilled once (kernels.ts expandCache fans its cache row out to the rows that
+ * repeat it), and each decode step feeds only the rows still sampling; neither changes a bit of the result, since
+ * every op of the student is row-wise (test/sim/student.test.ts).
+ *
  * Output layout: batch.ts SeqBatch (prompts left-padded to P, responses at columns P .. P + R - 1, R = the
  * longest response produced, at most maxNewTokens), plus per response position the context id (rows with equal
  * ids had identical prompt and prefix at that position).
@@ -23,6 +27,7 @@
 import { type SeqBatch } from './batch';
 import { PropsState, type PropsOptions } from './props';
 import { deriveSeed, Rng } from './rng';
+import { allRows, expandCache } from './kernels';
 import type { Student } from './student';
 import { tok } from './vocab';
 
@@ -102,8 +107,13 @@ export function targetDistribution(z: ArrayLike<number>, o: SampleOptions, banne
   const V = q0.length;
   let max = -Infinity;
   for (let v = 0; v < V; v++) if (z[v] > max) max = z[v];
+  // q0 holds exp(z - max) until it is overwritten below (reused there when temperature and maximum agree)
   let sum = 0;
-  for (let v = 0; v < V; v++) sum += Math.exp(z[v] - max);
+  for (let v = 0; v < V; v++) {
+    const e = Math.exp(z[v] - max);
+    q0[v] = e;
+    sum += e;
+  }
   const rawLse = max + Math.log(sum);
   const invT = 1 / o.temperature;
   // processed logits, banned -> -inf
@@ -120,9 +130,11 @@ export function targetDistribution(z: ArrayLike<number>, o: SampleOptions, banne
     kth = sorted[V - o.topK];
   }
   let z2 = 0;
+  const sameMax = m2 === max;
   for (let v = 0; v < V; v++) {
     const x = scratch[v];
-    const p = x === -Infinity || x < kth ? 0 : Math.exp(x - m2);
+    // exp(x - m2) is exactly the stored exp(z - max) when x = z (temperature 1, float32 logits) and m2 = max
+    const p = x === -Infinity || x < kth ? 0 : sameMax && x === z[v] ? q0[v] : Math.exp(x - m2);
     q0[v] = p;
     z2 += p;
   }
@@ -208,18 +220,34 @@ export function sample(student: Student, prompts: readonly ArrayLike<number>[], 
   const context = new Int32Array(B);
   for (let b = 0; b < B; b++) context[b] = idOf(`p:${Array.from(prompts[b]).join(',')}`);
 
-  const prefilled = student.prefill(prompts_BP, B, P, start_B, T - 1);
-  const cache = prefilled.cache;
-  let logits_BV = prefilled.logits_BV;
-  const next_B = new Int32Array(B);
-  let active = B;
+  // each distinct prompt is prefilled once and its cache row fanned out to every row that repeats it (a row's
+  // outputs do not depend on the other rows of the batch, so this changes no bit of the samples)
+  const uniqueOf = new Map<number, number>(); // prompt context id -> its row among the distinct prompts
+  const uniqueOf_B = Int32Array.from(context, (cid) => {
+    if (!uniqueOf.has(cid)) uniqueOf.set(cid, uniqueOf.size);
+    return uniqueOf.get(cid)!;
+  });
+  const U = uniqueOf.size;
+  const uniquePrompts_UP = new Int32Array(U * P);
+  const uniqueStart_U = new Int32Array(U);
+  uniqueOf_B.forEach((u, b) => {
+    uniquePrompts_UP.set(prompts_BP.subarray(b * P, (b + 1) * P), u * P);
+    uniqueStart_U[u] = start_B[b];
+  });
+  const prefilled = student.prefill(uniquePrompts_UP, U, P, uniqueStart_U, T - 1);
+  const cache = U === B ? prefilled.cache : expandCache(prefilled.cache, uniqueOf_B);
+  // logits_AV: one row per active row (rows fed to the last decode, in increasing order)
+  let logits_AV = prefilled.logits_BV;
+  let rows = allRows(B);
+  if (U !== B) {
+    logits_AV = new Float32Array(B * V);
+    uniqueOf_B.forEach((u, b) => logits_AV.set(prefilled.logits_BV.subarray(u * V, (u + 1) * V), b * V));
+  }
   for (let t = 0; t < R; t++) {
-    for (let b = 0; b < B; b++) {
-      if (finished_B[b]) {
-        next_B[b] = tok.pad;
-        continue;
-      }
-      const z = logits_BV.subarray(b * V, (b + 1) * V);
+    const next_A = new Int32Array(rows.length);
+    for (let a = 0; a < rows.length; a++) {
+      const b = rows[a];
+      const z = logits_AV.subarray(a * V, (a + 1) * V);
       const lse = targetDistribution(z, o, banned, q0, scratch);
       const cid = context[b];
       if (props) props.tilt(q0, cid, q);
@@ -235,15 +263,15 @@ export function sample(student: Student, prompts: readonly ArrayLike<number>[], 
       if (logits_BRV) logits_BRV.set(z, n * V);
       tokens_BT[b * T + P + t] = y;
       responseLength_B[b] = t + 1;
-      next_B[b] = y;
+      next_A[a] = y;
       context[b] = idOf(`${cid}:${y}`);
-      if (y === o.stopToken) {
-        finished_B[b] = 1;
-        active--;
-      }
+      if (y === o.stopToken) finished_B[b] = 1;
     }
-    if (active === 0 || t === R - 1) break;
-    logits_BV = student.decode(cache, next_B);
+    const keep = rows.filter((b) => !finished_B[b]);
+    if (keep.length === 0 || t === R - 1) break;
+    const fed = keep.length === rows.length ? next_A : next_A.filter((_, a) => !finished_B[rows[a]]);
+    rows = keep;
+    logits_AV = student.decode(cache, fed, rows);
   }
   // R becomes the longest response produced: the trainer's forward pass never pays for all-padding columns
   const Rn = Math.max(1, ...Array.from(responseLength_B));

@@ -15,7 +15,7 @@
  * [B T, 3D] qkv (kernels.ts `causalAttention`: no per-head loops of ops, no batched matMul, no mask tensor).
  *
  * Sampling: `prefill` runs the prompts [B, P] through the same maths (inference ops) and fills a KV cache; each
- * `decode` step then feeds one token per row for all B rows at once. tfjs op dispatch costs about 20 us per op on
+ * `decode` step then feeds one token per row for all the rows still sampling at once (`rows`). tfjs op dispatch costs about 20 us per op on
  * wasm, so a decode step keeps only the projections as tfjs ops (4 per layer + the unembedding) and does the
  * embedding, LayerNorms, residual adds and attention over the cached keys/values (JS arrays [B, C, D] per layer,
  * kernels.ts `attendOne`) in JS on a snapshot of the small weights. Tests hold the decoded logits equal to the
@@ -31,7 +31,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { validateSeqBatch, type SeqBatch } from './batch';
 import { deriveSeed, Rng } from './rng';
-import { attendOne, attentionForward, cacheWrite, causalAttention, createJsCache, linear, type JsKVCache } from './kernels';
+import { allRows, attendOne, attentionForward, cacheWrite, cacheWriteRows, causalAttention, createJsCache, linear, type JsKVCache } from './kernels';
 import { VOCAB_SIZE } from './vocab';
 
 export interface StudentConfig {
@@ -425,29 +425,38 @@ export class Student {
   }
 
   /**
-   * Feed one token per row at column cache.length; returns logits for the next column [B * V]; grows the cache.
+   * Feed one token per row at column cache.length; returns logits for the next column [A * V]; grows the cache.
+   * `rows` (default all B) are the cache rows fed (A = rows.length; tokens_A aligns with it): rows that have
+   * finished sampling are simply left out, and their columns are never written. A row's logits do not depend on
+   * which other rows are fed (every op is row-wise; test/sim/student.test.ts holds them bit-equal).
    * Same maths as the full pass, arranged for op count: embedding, LayerNorms, residual adds and attention run
    * in JS on the snapshot; only the four projections per layer and the unembedding are tfjs ops (16 per step).
    */
-  decode(cache: KVCache, tokens_B: Int32Array): Float32Array {
+  decode(cache: KVCache, tokens_A: Int32Array, rows: Int32Array = allRows(cache.B)): Float32Array {
     this.assertAlive('decode');
-    const B = cache.B;
+    const A = rows.length;
     const { width: D, context: C } = this.config;
-    if (tokens_B.length !== B) throw new Error(`Student.decode: tokens must hold one id per row (${B}), got ${tokens_B.length}`);
-    this.checkIds('decode', tokens_B, 1);
+    if (tokens_A.length !== A) throw new Error(`Student.decode: tokens must hold one id per fed row (${A}), got ${tokens_A.length}`);
+    if (A === 0) throw new Error('Student.decode: rows must not be empty');
+    for (let a = 0; a < A; a++) {
+      const b = rows[a];
+      if (!(b >= 0 && b < cache.B) || (a > 0 && b <= rows[a - 1])) throw new Error(`Student.decode: rows must be increasing cache rows in [0, ${cache.B}), found ${b} at ${a}`);
+    }
+    this.checkIds('decode', tokens_A, 1);
     const col = cache.length;
     if (col >= cache.capacity) throw new Error(`Student.decode: the cache is full (${cache.capacity} columns)`);
     const { tokEmb, posEmb, ln, lnf } = cache.params;
-    const x = new Float32Array(B * D);
-    for (let b = 0; b < B; b++) {
+    const x = new Float32Array(A * D);
+    for (let a = 0; a < A; a++) {
+      const b = rows[a];
       const p = col - cache.start_B[b];
       if (p >= C) throw new Error(`Student.decode: column ${col} of row ${b} is position ${p}, past the context (${C})`);
-      const te = tokens_B[b] * D;
+      const te = tokens_A[a] * D;
       const pe = (p < 0 ? 0 : p) * D;
-      for (let d = 0; d < D; d++) x[b * D + d] = tokEmb[te + d] + posEmb[pe + d];
+      for (let d = 0; d < D; d++) x[a * D + d] = tokEmb[te + d] + posEmb[pe + d];
     }
     const project = (h: Float32Array, fn: (t: tf.Tensor2D) => tf.Tensor) => {
-      const y = tf.tidy(() => fn(tf.tensor2d(h, [B, h.length / B])));
+      const y = tf.tidy(() => fn(tf.tensor2d(h, [A, h.length / A])));
       const out = y.dataSync() as Float32Array;
       y.dispose();
       return out;
@@ -457,17 +466,17 @@ export class Student {
     };
     this.blocks.forEach((blk, l) => {
       const [g1, b1, g2, b2] = ln[l];
-      const qkv = project(layerNormJs(x, B, D, g1, b1), (h) => tf.fused.matMul({ a: h, b: as2d(blk.wqkv), bias: blk.bqkv }));
-      cacheWrite(cache, l, qkv, col, 1);
-      const att = attendOne(cache, l, qkv, col);
+      const qkv = project(layerNormJs(x, A, D, g1, b1), (h) => tf.fused.matMul({ a: h, b: as2d(blk.wqkv), bias: blk.bqkv }));
+      cacheWriteRows(cache, l, qkv, col, rows);
+      const att = attendOne(cache, l, qkv, col, rows);
       addInto(x, project(att, (a) => tf.fused.matMul({ a, b: as2d(blk.wo), bias: blk.bo })));
-      const mlp = project(layerNormJs(x, B, D, g2, b2), (h) =>
+      const mlp = project(layerNormJs(x, A, D, g2, b2), (h) =>
         tf.fused.matMul({ a: tf.fused.matMul({ a: h, b: as2d(blk.w1), bias: blk.b1, activation: 'relu' }), b: as2d(blk.w2), bias: blk.b2 }),
       );
       addInto(x, mlp);
     });
-    const logits_BV = project(layerNormJs(x, B, D, lnf[0], lnf[1]), (h) => tf.matMul(h, as2d(this.wout)));
+    const logits_AV = project(layerNormJs(x, A, D, lnf[0], lnf[1]), (h) => tf.matMul(h, as2d(this.wout)));
     cache.length = col + 1;
-    return logits_BV;
+    return logits_AV;
   }
 }

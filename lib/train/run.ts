@@ -3,7 +3,7 @@
  *
  *   1. resolve the config, compute its run key, open <root>/<sweep>/<runKey>/ per out.ifExists
  *   2. warm-up student: from the cache <root>/_warmup/<warmupKey>/ or trained (warmup.ts)
- *   3. evaluate at step 0; distillation steps 1..S on the task (step.ts); evaluations at derived.evalSteps
+ *   3. evaluate at step 0 (once per warm-up: cached in its folder, warmupEval); distillation steps 1..S on the task (step.ts); evaluations at derived.evalSteps
  *   4. optional continual stage: steps S+1..S+C of the same method on continual.task with a fresh Adam; the first
  *      task is still evaluated (retention) next to the second (its success rate)
  *   5. summary.json, status 'done'
@@ -25,12 +25,12 @@ import { deriveSeed } from '../sim/rng';
 import { Student } from '../sim/student';
 import { createTask, type Prompt, type Task } from '../sim/tasks';
 import { deriveConfig, resolveConfig, type Config, type ConfigInput, type Derived } from './config';
-import { evaluate } from './evaluate';
+import { evaluate, type EvalResult } from './evaluate';
 import { createAdam } from './optimizer';
 import {
   appendJsonl, openRunFolder, readJson, readJsonl, truncateJsonl, writeJson, writeStatus, type RunStatus,
 } from './runFolder';
-import { codeVersion, gitCommit, packageRoot, runKey, warmupKey } from './runKey';
+import { canonicalJson, codeVersion, gitCommit, packageRoot, runKey, sha256, warmupKey } from './runKey';
 import { buildProbeSet, distillStep, type Phase, type StepContext } from './step';
 import { warmupStudent } from './warmup';
 
@@ -119,6 +119,23 @@ function packageVersions(): Record<string, string> {
 
 function evalPrompts(config: Config, task: Task<Prompt>): Prompt[] {
   return task.samplePrompts('test', config.eval.prompts, deriveSeed(config.seed, 'eval', 'prompts', task.name));
+}
+
+/**
+ * The step-0 evaluation is a function of the warm-up student, the task, the evaluation settings and the seed
+ * only, so it is computed once per warm-up and kept in the warm-up's cache folder (eval0/<sha256 of `id`>.json):
+ * every method trained from the same warm-up reads it instead of sampling the same 512 responses again.
+ */
+function warmupEval(warmDir: string, id: Record<string, unknown>, compute: () => Pick<EvalResult, 'metrics' | 'tokens'>): Pick<EvalResult, 'metrics' | 'tokens'> {
+  const file = path.join(warmDir, 'eval0', `${sha256(canonicalJson(id))}.json`);
+  if (fs.existsSync(file)) {
+    const cached = readJson<{ id: unknown; metrics: Record<string, number>; tokens: number }>(file);
+    if (canonicalJson(cached.id) === canonicalJson(id)) return cached;
+  }
+  const r = compute();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeJson(file, { id, metrics: r.metrics, tokens: r.tokens });
+  return r;
 }
 
 /** Run (or resume) one training run; see the file header. */
@@ -227,13 +244,15 @@ async function train(
       if (contTask && (step === 0 || step >= S)) tasks.push(contTask);
       for (const task of tasks) {
         const t0 = performance.now();
-        const r = evaluate(student, task, prompts.get(task)!, {
+        const options = {
           samples: config.eval.samples,
           ks: derived.passKs,
           temperature: config.eval.temperature,
           topP: config.eval.topP,
           seed: deriveSeed(config.seed, 'eval', 'sample', task.name),
-        });
+        };
+        const compute = () => evaluate(student, task, prompts.get(task)!, options);
+        const r = step === 0 && warm?.dir ? warmupEval(warm.dir, { task: task.name, taskOptions: task.config, prompts: config.eval.prompts, options }, compute) : compute();
         const seconds = (performance.now() - t0) / 1000;
         counters.evalSeconds += seconds;
         counters.evalTokens += r.tokens;

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { packBatch, type SeqBatch } from '../../lib/sim/batch';
-import { attentionForward, causalAttention, linear } from '../../lib/sim/kernels';
+import { attentionForward, causalAttention, expandCache, linear } from '../../lib/sim/kernels';
 import { responseNll } from '../../lib/sim/nll';
 import { sample } from '../../lib/sim/sampler';
 import { gatherRows, initialWeights, parameterSpecs, resolveStudentConfig, Student, type StudentConfig } from '../../lib/sim/student';
@@ -173,6 +173,60 @@ describe('KV-cached sampling gives the full pass distributions', () => {
     }
     expect(rows).toBeGreaterThan(20);
     tf.dispose([full, logp]);
+    s.dispose();
+  });
+});
+
+describe('row-wise decoding: a row does not depend on the other rows of the batch', () => {
+  const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+  it('prefill of repeated prompts == prefill of each prompt once, fanned out by expandCache (bit-equal)', () => {
+    const s = new Student({ ...SMALL, context: 24 });
+    const V = 40;
+    const P = 5;
+    const prompts_BP = Int32Array.from([1, 5, 6, 7, 3, 0, 0, 1, 8, 3, 1, 5, 6, 7, 3]); // rows 0 and 2 equal
+    const start_B = Int32Array.from([0, 2, 0]);
+    const all = s.prefill(prompts_BP, 3, P, start_B, 10);
+    const once = s.prefill(prompts_BP.subarray(0, 2 * P), 2, P, start_B.subarray(0, 2), 10);
+    const fanned = expandCache(once.cache, Int32Array.from([0, 1, 0]));
+    expect(fanned.B).toBe(3);
+    expect(Array.from(fanned.start_B)).toEqual([0, 2, 0]);
+    for (let l = 0; l < 2; l++) {
+      expect(bits(fanned.k[l])).toEqual(bits(all.cache.k[l]));
+      expect(bits(fanned.v[l])).toEqual(bits(all.cache.v[l]));
+    }
+    expect(bits(all.logits_BV.subarray(0, V))).toEqual(bits(once.logits_BV.subarray(0, V)));
+    expect(bits(all.logits_BV.subarray(2 * V, 3 * V))).toEqual(bits(once.logits_BV.subarray(0, V)));
+    // decoding the fanned-out cache continues exactly as the full one
+    const next = Int32Array.from([9, 10, 11]);
+    expect(bits(s.decode(fanned, next))).toEqual(bits(s.decode(all.cache, next)));
+    s.dispose();
+  });
+
+  it('decode on a subset of rows == those rows of the full decode (bit-equal), and leaves other rows untouched', () => {
+    const s = new Student({ ...SMALL, context: 24 });
+    const V = 40;
+    const B = 6;
+    const P = 3;
+    const prompts_BP = Int32Array.from({ length: B * P }, (_, i) => 3 + ((i * 7) % 30));
+    const start_B = new Int32Array(B);
+    const full = s.prefill(prompts_BP, B, P, start_B, 8);
+    const part = s.prefill(prompts_BP, B, P, start_B, 8);
+    const tokens = Int32Array.from([4, 5, 6, 7, 8, 9]);
+    const rows = Int32Array.from([1, 2, 4]);
+    const a = s.decode(full.cache, tokens);
+    const b = s.decode(part.cache, Int32Array.from(rows, (r) => tokens[r]), rows);
+    expect(b.length).toBe(rows.length * V);
+    rows.forEach((r, i) => expect(bits(b.subarray(i * V, (i + 1) * V))).toEqual(bits(a.subarray(r * V, (r + 1) * V))));
+    // a second step on the same rows still matches: their cache columns were written
+    const a2 = s.decode(full.cache, tokens);
+    const b2 = s.decode(part.cache, Int32Array.from(rows, (r) => tokens[r]), rows);
+    rows.forEach((r, i) => expect(bits(b2.subarray(i * V, (i + 1) * V))).toEqual(bits(a2.subarray(r * V, (r + 1) * V))));
+    // rows left out were not written (column P of row 0 is still zero)
+    const D = s.config.width;
+    expect(part.cache.k[0].subarray(P * D, (P + 1) * D).every((x) => x === 0)).toBe(true);
+    expect(() => s.decode(part.cache, Int32Array.from([1, 1]), Int32Array.from([2, 1]))).toThrow(/rows must be increasing cache rows in \[0, 6\), found 1 at 1/);
+    expect(() => s.decode(part.cache, Int32Array.from([1]), Int32Array.from([1, 2]))).toThrow(/tokens must hold one id per fed row \(2\), got 1/);
+    expect(() => expandCache(part.cache, Int32Array.from([0, 6]))).toThrow(/rows must be in \[0, 6\), found 6/);
     s.dispose();
   });
 });

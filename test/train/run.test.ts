@@ -185,10 +185,34 @@ describe('warm-up', () => {
     expect(metaB.warmup.cached).toBe(true);
     expect(a.summary!.warmupKey).toBe(metaA.warmup.key);
     const cache = path.join(ROOT, '_warmup', metaA.warmup.key);
-    expect(fs.readdirSync(cache).sort()).toEqual(['metrics.jsonl', 'student.bin', 'student.json', 'warmup.json']);
+    expect(fs.readdirSync(cache).sort()).toEqual(['eval0', 'metrics.jsonl', 'student.bin', 'student.json', 'warmup.json']);
     expect(readJsonl(path.join(cache, 'metrics.jsonl')).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    // same initialisation: identical step-0 evaluations
+    // same initialisation: identical step-0 evaluations (b read a's from the warm-up cache)
     expect(logs(b.dir).eval[0]).toEqual(logs(a.dir).eval[0]);
+  });
+
+  it("the step-0 evaluation is cached per warm-up and evaluation setting, and equals a fresh one", async () => {
+    const method = (m: string, extra: ConfigInput = {}) => tiny('eval0', { distill: { method: m, steps: 1, prompts: 2, rollouts: 2, lr: 1e-3 }, ...extra });
+    const a = await run(method('opd'));
+    const key = JSON.parse(fs.readFileSync(path.join(a.dir, 'meta.json'), 'utf8')).warmup.key;
+    const folder = path.join(ROOT, '_warmup', key, 'eval0');
+    const [file] = fs.readdirSync(folder);
+    const cached = JSON.parse(fs.readFileSync(path.join(folder, file), 'utf8'));
+    expect(cached.id).toMatchObject({ task: 'math', prompts: 4, options: { samples: 2 } });
+    expect(cached.metrics['eval/pass@1']).toBe(logs(a.dir).eval[0]['eval/pass@1']);
+    // computed afresh without the cache: the same numbers
+    fs.rmSync(folder, { recursive: true });
+    const b = await run(method('gkd'));
+    expect(logs(b.dir).eval[0]).toEqual(logs(a.dir).eval[0]);
+    // a file whose id is not this evaluation's is not trusted: recomputed (and rewritten)
+    fs.writeFileSync(path.join(folder, file), JSON.stringify({ id: { other: 1 }, metrics: { 'eval/pass@1': 123 }, tokens: 0 }));
+    const c = await run(method('aopd'));
+    expect(logs(c.dir).eval[0]).toEqual(logs(a.dir).eval[0]);
+    expect(JSON.parse(fs.readFileSync(path.join(folder, file), 'utf8')).id).toEqual(cached.id);
+    // other evaluation settings get their own entry
+    const d = await run(method('opd', { eval: { every: 3, prompts: 4, samples: 3 } }));
+    expect(fs.readdirSync(folder)).toHaveLength(2);
+    expect(logs(d.dir).eval[0]['eval/avg@3']).toEqual(expect.any(Number));
   });
 
   it('SFT lifts a weak student: pass@1 of the random student is 0, after 150 warm-up steps it is well above', async () => {
