@@ -305,6 +305,24 @@ export function cacheWriteRows(cache: JsKVCache, l: number, qkv: Float32Array, c
   }
 }
 
+/** Copy column `col` of cache row from[i] to row to[i] in every layer (keys and values). */
+export function cacheCopyColumn(cache: JsKVCache, col: number, from: Int32Array, to: Int32Array): void {
+  const { B, capacity: C, width: D } = cache;
+  if (from.length !== to.length) throw new Error(`cacheCopyColumn: from and to must have the same length, got ${from.length} and ${to.length}`);
+  if (!(col >= 0 && col < C)) throw new Error(`cacheCopyColumn: col must be in [0, ${C}), got ${col}`);
+  for (let i = 0; i < from.length; i++) {
+    const f = from[i];
+    const t = to[i];
+    if (!(f >= 0 && f < B && t >= 0 && t < B)) throw new Error(`cacheCopyColumn: rows must be in [0, ${B}), got ${f} -> ${t}`);
+    const src = (f * C + col) * D;
+    const dst = (t * C + col) * D;
+    for (let l = 0; l < cache.k.length; l++) {
+      cache.k[l].copyWithin(dst, src, src + D);
+      cache.v[l].copyWithin(dst, src, src + D);
+    }
+  }
+}
+
 /**
  * A cache of B' = rows.length rows whose row i is a copy of row rows[i] of `cache` (columns 0 .. length - 1):
  * prompts prefilled once are fanned out to all their rollouts.

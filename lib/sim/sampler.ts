@@ -16,8 +16,9 @@
  * Finished rows keep being fed <pad> so the batch stays rectangular; their outputs are ignored.
  *
  * Cost: each distinct prompt is prefilled once (kernels.ts expandCache fans its cache row out to the rows that
- * repeat it), and each decode step feeds only the rows still sampling; neither changes a bit of the result, since
- * every op of the student is row-wise (test/sim/student.test.ts).
+ * repeat it), and each decode step feeds only the rows still sampling, one per distinct prefix (context id; the
+ * others copy its new cache column and logits). None of this changes a bit of the result, since every op of the
+ * student is row-wise (test/sim/student.test.ts, test/sim/sampler.test.ts).
  *
  * Output layout: batch.ts SeqBatch (prompts left-padded to P, responses at columns P .. P + R - 1, R = the
  * longest response produced, at most maxNewTokens), plus per response position the context id (rows with equal
@@ -27,8 +28,8 @@
 import { type SeqBatch } from './batch';
 import { PropsState, type PropsOptions } from './props';
 import { deriveSeed, Rng } from './rng';
-import { allRows, expandCache } from './kernels';
-import type { Student } from './student';
+import { allRows, cacheCopyColumn, expandCache } from './kernels';
+import type { KVCache, Student } from './student';
 import { tok } from './vocab';
 
 export interface SampleOptions {
@@ -269,9 +270,10 @@ export function sample(student: Student, prompts: readonly ArrayLike<number>[], 
     }
     const keep = rows.filter((b) => !finished_B[b]);
     if (keep.length === 0 || t === R - 1) break;
-    const fed = keep.length === rows.length ? next_A : next_A.filter((_, a) => !finished_B[rows[a]]);
+    const next_B = new Int32Array(B);
+    rows.forEach((b, a) => (next_B[b] = next_A[a]));
     rows = keep;
-    logits_AV = student.decode(cache, fed, rows);
+    logits_AV = decodeShared(student, cache, rows, next_B, context, V);
   }
   // R becomes the longest response produced: the trainer's forward pass never pays for all-padding columns
   const Rn = Math.max(1, ...Array.from(responseLength_B));
@@ -289,6 +291,42 @@ export function sample(student: Student, prompts: readonly ArrayLike<number>[], 
     samplerLogprobs_BR: trim(samplerLogprobs_BR, R, Rn), rawLogprobs_BR: trim(rawLogprobs_BR, R, Rn), finished_B,
     contextIds_BR: trim(contextIds_BR, R, Rn), targetProbs_BRV: trimRows(targetProbs_BRV), logits_BRV: trimRows(logits_BRV), options: o,
   };
+}
+
+/**
+ * One decode step of the cache rows `rows` (increasing), row b fed next_B[b]; returns their logits [A, V]. Rows
+ * with equal context ids hold the same prompt and prefix, so their keys, values and logits are equal: only the
+ * first row of each context is computed, and its new cache column and logits are copied to the others.
+ */
+function decodeShared(student: Student, cache: KVCache, rows: Int32Array, next_B: Int32Array, context_B: Int32Array, V: number): Float32Array {
+  const A = rows.length;
+  const slotOf = new Map<number, number>(); // context id -> index among the computed rows
+  const computed: number[] = [];
+  const slot_A = Int32Array.from(rows, (b) => {
+    let slot = slotOf.get(context_B[b]);
+    if (slot === undefined) {
+      slot = computed.length;
+      slotOf.set(context_B[b], slot);
+      computed.push(b);
+    }
+    return slot;
+  });
+  const computedRows = Int32Array.from(computed);
+  const logits_CV = student.decode(cache, Int32Array.from(computed, (b) => next_B[b]), computedRows);
+  if (computed.length === A) return logits_CV;
+  const from: number[] = [];
+  const to: number[] = [];
+  const logits_AV = new Float32Array(A * V);
+  rows.forEach((b, a) => {
+    const slot = slot_A[a];
+    logits_AV.set(logits_CV.subarray(slot * V, (slot + 1) * V), a * V);
+    if (computed[slot] !== b) {
+      from.push(computed[slot]);
+      to.push(b);
+    }
+  });
+  cacheCopyColumn(cache, cache.length - 1, Int32Array.from(from), Int32Array.from(to));
+  return logits_AV;
 }
 
 /** Keep the first Rn of R positions per row of a [B, R, V] array. */

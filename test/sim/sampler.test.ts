@@ -172,3 +172,42 @@ describe('sample', () => {
     expect(() => resolveSampleOptions({ topK: 1.5 })).toThrow(/topK must be a non-negative integer/);
   });
 });
+
+describe('shared work changes no bit (prefill once per prompt, one decode per distinct prefix, finished rows left out)', () => {
+  it('recorded logits == a plain prefill + decode of every row with the sampled tokens, bit for bit', () => {
+    const s = new Student({ vocabSize: 40, context: 20, layers: 2, width: 16, heads: 2, mlpRatio: 2, seed: 11, initStd: 0.5 });
+    const V = 40;
+    // repeated prompts and a low temperature: many rows share prefixes
+    const prompts = [[1, 5, 6, 3], [1, 5, 6, 3], [1, 8, 3], [1, 5, 6, 3], [1, 8, 3], [1, 9, 9, 9, 3]];
+    // stop on the token this student samples most, so that rows finish at different lengths
+    const probe = sample(s, prompts, { maxNewTokens: 10, seed: 4, temperature: 0.3, stopToken: null, bannedTokens: [0, 1] });
+    const counts = new Map<number, number>();
+    for (let b = 0; b < probe.B; b++) for (let t = 0; t < probe.R; t++) {
+      const y = probe.tokens_BT[b * (probe.P + probe.R) + probe.P + t];
+      counts.set(y, (counts.get(y) ?? 0) + 1);
+    }
+    const stopToken = [...counts].sort((a, b) => b[1] - a[1])[0][0];
+    const r = sample(s, prompts, { maxNewTokens: 10, seed: 4, temperature: 0.3, recordLogits: true, stopToken, bannedTokens: [0, 1] });
+    const { B, P, R } = r;
+    const T = P + R;
+    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+    const prompts_BP = new Int32Array(B * P);
+    for (let b = 0; b < B; b++) prompts_BP.set(r.tokens_BT.subarray(b * T, b * T + P), b * P);
+    const ref = s.prefill(prompts_BP, B, P, r.start_B, T - 1);
+    let logits = ref.logits_BV;
+    let shared = 0;
+    for (let t = 0; t < R; t++) {
+      for (let b = 0; b < B; b++) {
+        if (!r.mask_BR[b * R + t]) continue;
+        const n = b * R + t;
+        expect(bits(r.logits_BRV!.subarray(n * V, (n + 1) * V)), `row ${b} position ${t}`).toEqual(bits(logits.subarray(b * V, (b + 1) * V)));
+        if (r.contextIds_BR.subarray(0, B * R).some((c, m) => m !== n && m % R === t && c === r.contextIds_BR[n])) shared++;
+      }
+      if (t < R - 1) logits = s.decode(ref.cache, Int32Array.from({ length: B }, (_, b) => r.tokens_BT[b * T + P + t]));
+    }
+    expect(shared, 'positions whose prefix another row shares').toBeGreaterThan(10);
+    expect(Array.from(r.finished_B).some((f, b) => f && r.responseLength_B[b] < R), 'a row that finished early').toBe(true);
+    s.dispose();
+  });
+});
+
