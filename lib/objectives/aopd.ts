@@ -38,7 +38,7 @@
  *
  * fused (default): the row exponentials in lib/kernels (WebAssembly SIMD, written into the gradient's memory),
  * then per row O(K) JS for the branch and its analytic gradient (derivation above `imitationRow`), written as
- * the row's exponentials scaled in place (one more SIMD pass over all rows) plus sparse entries;
+ * the row's exponentials scaled in place plus sparse entries, a cache-sized block of rows at a time (studentRowsInBlocks);
  * fused = false: tfjs ops (studentOnSupport / normaliseOnSupport / jsd) + autodiff on the student side, the
  * reference; the teacher's side (detached data) is the same array in both paths (teacherLogprobs,
  * teacherEntries). Float32 caveat of the reference: with a student logit ~1e4 off the support, 'both' loses
@@ -53,7 +53,7 @@ import { normaliseOnSupport, SUPPORT_NORMS, type SupportNorm, type TopK } from '
 import { assertInRange, assertIntInRange } from '../probs/validate';
 import { studentOnSupport } from './batch';
 import { fusedLoss } from './fused';
-import { advantageMetrics, pgTerms, setDenseRow, setEntry, setPgRow, studentRows, teacherLogprobs, writeRows, type StudentRows } from './kernels/pg';
+import { advantageMetrics, pgTerms, setDenseRow, setEntry, setPgRow, studentRowsInBlocks, teacherLogprobs, type StudentRows } from './kernels/pg';
 import { pgPerTokenComposed } from './opd';
 import { registerObjective } from './registry';
 import { isTeacherFull, reductionWeights, type DistillBatch, type ObjectiveOutput, type Reduction, type Requirement } from './types';
@@ -303,7 +303,6 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
 
   if (o.fused) {
     const out = fusedLoss(batch.studentLogits_NV, weights_N, (z, nRows, nVocab, { kernels, arena, grad_NV, w_N }) => {
-      const row = studentRows(kernels, arena, z, grad_NV, nRows, nVocab, support); // NV -> NV (e = exp(z - max) in the gradient), NK (z on the support)
       const perTok = new Float32Array(nRows);
       const scratch: ImitationScratch = {
         a: teacherEntries_NE,
@@ -311,27 +310,30 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
         grad: new Float64Array(k + 1),
         inSupport: new Uint8Array(nVocab),
       };
-      for (let n = 0; n < nRows; n++) {
-        if (mask_N[n] === 0) continue; // w = 0: a zero row (dense coefficient 0)
-        const base = n * nVocab;
-        const y = tokens_N[n];
-        const lpSy = z[base + y] - row.lse_N[n];
-        const a = lpT_N[n] - lpSy;
-        lpS_N[n] = lpSy;
-        advantage_N[n] = a;
-        let massS = 0;
-        for (let j = 0; j < k; j++) massS += Math.exp(row.zS_NK![n * k + j] - row.lse_N[n]);
-        studentMass_N[n] = massS;
-        if (rule(n, Math.exp(lpT_N[n]), Math.exp(lpSy), a)) {
-          imitate_N[n] = 1;
-          perTok[n] = c * imitationRow(row, n, support, o.beta, o.supportNorm, w_N[n] * c, scratch);
-        } else {
-          const pg = pgTerms(a, lpSy, 0, false, o.weightPG);
-          perTok[n] = pg.loss;
-          setPgRow(row, n, y, w_N[n] * pg.c, lpSy);
+      // each row's branch and gradient depend on that row only: settled a cache-sized block of rows at a time
+      // NV -> NV (e = exp(z - max) in the gradient, then the gradient in place), NK (z on the support)
+      studentRowsInBlocks(kernels, arena, z, grad_NV, nRows, nVocab, support, (row, from, to) => {
+        for (let n = from; n < to; n++) {
+          if (mask_N[n] === 0) continue; // w = 0: a zero row (dense coefficient 0)
+          const base = n * nVocab;
+          const y = tokens_N[n];
+          const lpSy = z[base + y] - row.lse_N[n];
+          const a = lpT_N[n] - lpSy;
+          lpS_N[n] = lpSy;
+          advantage_N[n] = a;
+          let massS = 0;
+          for (let j = 0; j < k; j++) massS += Math.exp(row.zS_NK![n * k + j] - row.lse_N[n]);
+          studentMass_N[n] = massS;
+          if (rule(n, Math.exp(lpT_N[n]), Math.exp(lpSy), a)) {
+            imitate_N[n] = 1;
+            perTok[n] = c * imitationRow(row, n, support, o.beta, o.supportNorm, w_N[n] * c, scratch);
+          } else {
+            const pg = pgTerms(a, lpSy, 0, false, o.weightPG);
+            perTok[n] = pg.loss;
+            setPgRow(row, n, y, w_N[n] * pg.c, lpSy);
+          }
         }
-      }
-      writeRows(row); // NV -> NV: the gradient, in place
+      });
       return perTok;
     });
     loss = out.loss;

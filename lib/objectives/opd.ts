@@ -21,7 +21,8 @@
  * positions, as tinker's discounted_future_sum does (masked positions carry r = 0).
  *
  * fused (default): the row exponentials in lib/kernels (WebAssembly SIMD, written into the gradient's memory),
- *   then the analytic gradient, rows scaled in place plus the entry at y_t
+ *   then the analytic gradient, rows scaled in place plus the entry at y_t (gamma = 0: a cache-sized block of rows
+ *   at a time, studentRowsInBlocks)
  *   d l_t / d z_v = A_t (p_v - 1[v = y_t])   (times rho_t with the importance ratio)   (kernels/pg.ts)
  * fused = false: tfjs ops + autodiff, the reference.
  */
@@ -29,7 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 import { tokenLogprobs } from '../probs/gather';
 import { assertInRange } from '../probs/validate';
 import { fusedLoss } from './fused';
-import { advantageMetrics, discountedAdvantages, pgTerms, setPgRow, studentRows, teacherLogprobs, writeRows } from './kernels/pg';
+import { advantageMetrics, discountedAdvantages, pgTerms, setPgRow, studentRows, studentRowsInBlocks, teacherLogprobs, writeRows, type StudentRows } from './kernels/pg';
 import { registerObjective } from './registry';
 import { reductionWeights, type DistillBatch, type ObjectiveOutput, type Reduction } from './types';
 
@@ -95,22 +96,35 @@ function computeOpd(batch: DistillBatch, o: OpdOptions, reduction: Reduction): O
   if (o.fused) {
     advantage_N = new Float64Array(rows);
     const out = fusedLoss(batch.studentLogits_NV, weights_N, (z, nRows, nVocab, { kernels, arena, grad_NV, w_N }) => {
-      const s = studentRows(kernels, arena, z, grad_NV, nRows, nVocab); // NV -> NV (e = exp(z - max) in the gradient)
-      const r = new Float64Array(nRows);
-      for (let n = 0; n < nRows; n++) {
-        if (mask_N[n] === 0) continue;
-        lpS_N[n] = z[n * nVocab + tokens_N[n]] - s.lse_N[n];
-        r[n] = lpT_N[n] - (o.advantageFrom === 'sampler' ? logq_N![n] : lpS_N[n]);
-      }
-      advantage_N.set(discountedAdvantages(r, mask_N, o.gamma, seqIds_N));
       const perTok = new Float32Array(nRows);
-      for (let n = 0; n < nRows; n++) {
-        if (mask_N[n] === 0) continue; // w = 0: a zero row (dense coefficient 0)
+      /** Row n's PG loss and gradient row, once its advantage is known (w = 0 rows stay zero: dense coefficient 0). */
+      const settleRow = (s: StudentRows, n: number) => {
+        if (mask_N[n] === 0) return;
         const logq = o.importanceRatio ? logq_N![n] : 0;
         const pg = pgTerms(advantage_N[n], lpS_N[n], logq, o.importanceRatio, 1);
         perTok[n] = pg.loss;
         setPgRow(s, n, tokens_N[n], w_N[n] * pg.c, lpS_N[n]);
+      };
+      const logRatio = (s: StudentRows, n: number) => {
+        lpS_N[n] = z[n * nVocab + tokens_N[n]] - s.lse_N[n];
+        return lpT_N[n] - (o.advantageFrom === 'sampler' ? logq_N![n] : lpS_N[n]);
+      };
+      if (o.gamma === 0) {
+        // A_t = r_t depends on its own row only: rows are settled a cache-sized block at a time (kernels/pg.ts)
+        studentRowsInBlocks(kernels, arena, z, grad_NV, nRows, nVocab, undefined, (s, from, to) => {
+          for (let n = from; n < to; n++) {
+            if (mask_N[n] === 0) continue;
+            advantage_N[n] = logRatio(s, n); // discountedAdvantages at gamma = 0: r on masked tokens, 0 elsewhere
+            settleRow(s, n);
+          }
+        }); // NV -> NV: e = exp(z - max) in the gradient, then the gradient in place, block by block
+        return perTok;
       }
+      const s = studentRows(kernels, arena, z, grad_NV, nRows, nVocab); // NV -> NV (e = exp(z - max) in the gradient)
+      const r = new Float64Array(nRows);
+      for (let n = 0; n < nRows; n++) if (mask_N[n] !== 0) r[n] = logRatio(s, n);
+      advantage_N.set(discountedAdvantages(r, mask_N, o.gamma, seqIds_N));
+      for (let n = 0; n < nRows; n++) settleRow(s, n);
       writeRows(s); // NV -> NV: the gradient, in place
       return perTok;
     });

@@ -11,8 +11,10 @@
  *
  * The O(N x V) passes run in lib/kernels (WebAssembly SIMD, or JS): the exponentials e = exp(z - max) of every
  * row once, written into the gradient's own memory; per row JS then settles a dense coefficient (the row becomes
- * g = (w c / s) e = w c p, s = sum e) and O(1) or O(K) sparse entries, and one more SIMD pass scales all rows in
- * place before the sparse entries are written over them. The row maxima come from validation's finiteness scan
+ * g = (w c / s) e = w c p, s = sum e) and O(1) or O(K) sparse entries, and one more SIMD pass scales the rows in
+ * place before the sparse entries are written over them. Where each row's coefficients depend on that row only
+ * (opd at gamma = 0, aopd), studentRowsInBlocks runs these steps a block of rows at a time, so the scaling pass
+ * reads the block from cache instead of the whole gradient from memory (same per-row arithmetic, same bits). The row maxima come from validation's finiteness scan
  * where it took them (Arena.rowMaxOf: no max pass of their own), and the few logits a row needs afterwards (at y_t,
  * on the support) from one SIMD gather rather than one cache miss each.
  */
@@ -152,6 +154,58 @@ export function studentRows(
   const dense_N = arena.f32(rows).fill(0);
   // room for one entry per row (the PG rows); setEntry grows it for more
   return { kernels, z, g, sum_N, lse_N, vocab, zS_NK, dense_N, entryAt: new Int32Array(rows + 16), entryValue: new Float64Array(rows + 16), entries: 0 };
+}
+
+/** Bytes of gradient rows settled at a time by `studentRowsInBlocks`: a block stays in the L2 cache between its passes. */
+const BLOCK_BYTES = 256 * 1024;
+
+/**
+ * The rows of `StudentRows` settled and written a block of rows at a time: for each block the exponential pass
+ * (e into g), then `settle(s, from, to)` (the caller's per-row work: setDenseRow / setEntry / setPgRow on rows
+ * from .. to - 1, reading s.lse_N, s.sum_N, s.zS_NK and the block's exponentials in g), then the block's scaling
+ * and sparse entries, while the block is still in cache. The same per-row arithmetic as studentRows + writeRows
+ * (every row's numbers are its own), so the gradient is bit-identical; it saves the separate scaling pass over the
+ * whole gradient. Only for coefficients that depend on their own row (not on later rows, as a discounted sum does).
+ */
+export function studentRowsInBlocks(
+  kernels: RowKernels,
+  arena: Arena,
+  z: Float32Array,
+  g: Float32Array,
+  rows: number,
+  vocab: number,
+  support: { ids_NK: Int32Array; k: number } | undefined,
+  settle: (s: StudentRows, from: number, to: number) => void,
+): StudentRows {
+  const max_N = arena.f32(rows);
+  const sum_N = arena.f64(rows);
+  const known = arena.rowMaxOf(z, rows, vocab); // the row maxima from validation's scan, when it took them
+  if (known) max_N.set(known);
+  let zS_NK: Float32Array | null = null;
+  if (support) {
+    zS_NK = new Float32Array(rows * support.k);
+    kernels.gatherRows(z, rows, vocab, support.ids_NK, support.k, zS_NK); // NV -> NK
+  }
+  const dense_N = arena.f32(rows).fill(0);
+  const perEntry = support ? support.k + 1 : 1;
+  const step = Math.max(1, Math.floor(BLOCK_BYTES / (4 * vocab)));
+  const s: StudentRows = {
+    kernels, z, g, sum_N, lse_N: new Float64Array(rows), vocab, zS_NK, dense_N,
+    entryAt: new Int32Array(step * perEntry + 16), entryValue: new Float64Array(step * perEntry + 16), entries: 0,
+  };
+  for (let from = 0; from < rows; from += step) {
+    const to = Math.min(rows, from + step);
+    const span = (to - from) * vocab;
+    const gBlock = g.subarray(from * vocab, from * vocab + span);
+    // NV -> NV (e), N, N for the block's rows
+    kernels.expRows(z.subarray(from * vocab, from * vocab + span), to - from, vocab, gBlock, max_N.subarray(from, to), sum_N.subarray(from, to), known !== null);
+    for (let n = from; n < to; n++) s.lse_N[n] = max_N[n] + Math.log(sum_N[n]);
+    settle(s, from, to);
+    kernels.scaleRows(gBlock, dense_N.subarray(from, to), to - from, vocab, gBlock); // the block, in place
+    for (let i = 0; i < s.entries; i++) g[s.entryAt[i]] = s.entryValue[i];
+    s.entries = 0;
+  }
+  return s;
 }
 
 /** Row n of the gradient = a p_v (plus its sparse entries): the row's exponentials will be scaled by a / s. */
