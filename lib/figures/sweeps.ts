@@ -171,9 +171,10 @@ export interface RunPaperCellsResult {
 }
 
 /**
- * The run order: round-robin over warm-up students (one cell of each warm-up in turn, in first-seen order), so the
- * workers start by training different warm-ups instead of waiting on the same one (lib/train/warmup.ts trains
- * each once; the others wait for it).
+ * The run order: round-robin over warm-up students (one cell of each warm-up in turn), so the workers start by
+ * training different warm-ups instead of waiting on the same one (lib/train/warmup.ts trains each once; the others
+ * wait for it). Longer warm-ups go first (stable, otherwise first-seen order): a shorter warm-up of the same
+ * settings is then a cached snapshot of a longer one, not trained again (warmup.ts WARMUP_SNAPSHOT_EVERY).
  */
 export function interleaveByWarmup<T extends { config: Config }>(cells: readonly T[]): T[] {
   const groups = new Map<string, T[]>();
@@ -181,7 +182,7 @@ export function interleaveByWarmup<T extends { config: Config }>(cells: readonly
     const k = c.config.warmup.steps === 0 ? 'none' : warmupKey(c.config);
     (groups.get(k) ?? groups.set(k, []).get(k)!).push(c);
   }
-  const queues = [...groups.values()];
+  const queues = [...groups.values()].sort((a, b) => b[0].config.warmup.steps - a[0].config.warmup.steps);
   const out: T[] = [];
   for (let i = 0; out.length < cells.length; i++) for (const q of queues) if (i < q.length) out.push(q[i]);
   return out;

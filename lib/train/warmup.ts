@@ -8,10 +8,18 @@
  * W small gives a weak initialisation, W large a strong one (claim C3 varies it). With warmup.continualShare > 0
  * that share of every batch (rounded) is drawn from the continual stage's task instead: the prior exposure to the
  * second domain a pretrained model has, without which a continual stage starts from zero success. The result
- * depends only on (seed, task, student, warmup, the continual task when shared, code version), so it is cached under <root>/_warmup/<warmupKey>/ (a checkpoint
- * without optimiser state, warmup.json with the loss curve summary, metrics.jsonl with `loss/sft` per step) and
- * reused by every run, whatever its method, that starts from the same warm-up. A cache folder is built under a
- * temporary name and renamed into place, so a concurrent worker either finds it complete or not at all.
+ * depends only on (seed, task, student, warmup, the continual task when shared, code version), so it is cached
+ * under <root>/_warmup/<warmupKey>/ (a checkpoint with Adam's state, warmup.json with the loss curve summary,
+ * metrics.jsonl with `loss/sft` per step) and reused by every run, whatever its method, that starts from the same
+ * warm-up. A cache folder is built under a temporary name and renamed into place, so a concurrent worker either
+ * finds it complete or not at all.
+ *
+ * Shorter warm-ups are prefixes of longer ones (step i draws from streams seeded by i, the learning rate is
+ * constant, Adam resumes bit-exactly: optimizer.ts). So a warm-up in training also caches itself every
+ * WARMUP_SNAPSHOT_EVERY steps as the warm-up of that length, and a warm-up of W steps that is not cached continues
+ * from the longest cached one of the same settings on that grid: the 300-step (weak) and 700-step (default)
+ * students of a seed cost 700 steps, not 1000, in whichever order they are asked for. Either path gives the same
+ * bits (test/train/warmup.test.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -25,7 +33,7 @@ import { createTask } from '../sim/tasks';
 import { sampleTeacher } from '../sim/teacher';
 import type { Config, Derived } from './config';
 import { adamStep, createAdam } from './optimizer';
-import { appendJsonl, readJson, toJson, writeAtomic, writeJson } from './runFolder';
+import { readJson, readJsonl, toJson, writeAtomic, writeJson } from './runFolder';
 import { warmupInputs, warmupKey } from './runKey';
 
 export interface WarmupProgress {
@@ -54,26 +62,56 @@ interface WarmupFile {
   key: string;
   warmup: Record<string, unknown>;
   finalLoss: number;
+  /** Seconds this process spent training it (steps continuedFrom + 1 .. W). */
   seconds: number;
+  /** Response tokens of steps 1..W. */
   tokens: number;
+  /** The cached warm-up length it was continued from (0: trained from the initialisation). */
+  continuedFrom?: number;
 }
 
 export function warmupDir(root: string, key: string): string {
   return path.join(root, '_warmup', key);
 }
 
-/** SFT W steps from the seeded initialisation (no caching). */
-export function trainWarmup(config: Config, derived: Derived, onStep?: (p: WarmupProgress) => void): { student: Student; losses: Float64Array; tokens: number } {
+/** A warm-up every this many steps caches its state as the warm-up of that length (file header). */
+export const WARMUP_SNAPSHOT_EVERY = 100;
+
+/** The state of a warm-up after `step` steps: where a longer one continues, and what a snapshot holds. */
+export interface WarmupState {
+  step: number;
+  student: Student;
+  optimizer: tf.AdamOptimizer;
+  /** loss/sft of steps 1..step. */
+  losses: Float64Array;
+  /** Response tokens trained on in steps 1..step. */
+  tokens: number;
+}
+
+/**
+ * SFT up to W = config.warmup.steps from the seeded initialisation, or from `from` (the same warm-up's state after
+ * fewer steps). `snapshot` is awaited after every step that is a multiple of WARMUP_SNAPSHOT_EVERY below W. No
+ * caching here; the caller owns (and disposes) the returned student and optimiser.
+ */
+export async function trainWarmup(
+  config: Config,
+  derived: Derived,
+  onStep?: (p: WarmupProgress) => void,
+  from: WarmupState | null = null,
+  snapshot?: (state: WarmupState) => Promise<void>,
+): Promise<WarmupState> {
   const { seed, warmup } = config;
+  if (from && !(from.step >= 0 && from.step <= warmup.steps)) throw new Error(`trainWarmup: from.step must be in [0, ${warmup.steps}], got ${from.step}`);
   const task = createTask(config.task.name, config.task.options as never);
   const second = config.continual && warmup.continualShare > 0 ? createTask(config.continual.task.name, config.continual.task.options as never) : null;
   const fromSecond = second ? Math.min(Math.round(warmup.batch * warmup.continualShare), warmup.batch - 1) : 0; // keep one main-task sample
-  const student = new Student(derived.studentConfig);
-  const optimizer = createAdam(warmup.lr);
+  const student = from ? from.student : new Student(derived.studentConfig);
+  const optimizer = from ? from.optimizer : createAdam(warmup.lr);
   const losses = new Float64Array(warmup.steps);
-  let tokens = 0;
+  if (from) losses.set(from.losses.subarray(0, from.step));
+  let tokens = from ? from.tokens : 0;
   try {
-    for (let i = 1; i <= warmup.steps; i++) {
+    for (let i = (from?.step ?? 0) + 1; i <= warmup.steps; i++) {
       const prompts = task.samplePrompts('train', warmup.batch - fromSecond, deriveSeed(seed, 'warmup', 'prompts', i));
       const ys = sampleTeacher(task, prompts, deriveSeed(seed, 'warmup', 'teacher', i), { temperature: warmup.temperature });
       const tokens_B = prompts.map((p) => p.tokens);
@@ -89,14 +127,19 @@ export function trainWarmup(config: Config, derived: Derived, onStep?: (p: Warmu
       adamStep(optimizer, student.variables, student.variables.map((v) => grads[v.name]));
       tf.dispose([value, ...Object.values(grads)]);
       onStep?.({ step: i, total: warmup.steps, loss: losses[i - 1] });
+      if (snapshot && i < warmup.steps && i % WARMUP_SNAPSHOT_EVERY === 0) await snapshot({ step: i, student, optimizer, losses: losses.subarray(0, i), tokens });
     }
   } catch (e) {
     student.dispose();
-    throw e;
-  } finally {
     optimizer.dispose();
+    throw e;
   }
-  return { student, losses, tokens };
+  return { step: warmup.steps, student, optimizer, losses, tokens };
+}
+
+/** The same config with a warm-up of `steps` steps. */
+function withSteps(config: Config, steps: number): Config {
+  return { ...config, warmup: { ...config.warmup, steps } };
 }
 
 function tailMean(x: Float64Array): number {
@@ -166,30 +209,71 @@ export async function warmupStudent(config: Config, derived: Derived, onStep?: (
     return { student, key, dir, cached: true, seconds: 0, tokens: 0, finalLoss: info.finalLoss ?? NaN };
   }
   try {
-    return await trainAndCache(config, derived, key, dir, done, onStep);
+    return await trainAndCache(config, derived, key, dir, onStep);
   } finally {
     claim.release();
   }
 }
 
-async function trainAndCache(config: Config, derived: Derived, key: string, dir: string, done: string, onStep?: (p: WarmupProgress) => void): Promise<WarmupResult> {
-  const t0 = performance.now();
-  const { student, losses, tokens } = trainWarmup(config, derived, onStep);
-  const seconds = (performance.now() - t0) / 1000;
-  const finalLoss = tailMean(losses);
+/** The longest cached warm-up of the same settings on the snapshot grid, shorter than config.warmup.steps, with its Adam state; null if none. */
+async function longestCachedPrefix(config: Config): Promise<WarmupState | null> {
+  for (let s = Math.floor((config.warmup.steps - 1) / WARMUP_SNAPSHOT_EVERY) * WARMUP_SNAPSHOT_EVERY; s > 0; s -= WARMUP_SNAPSHOT_EVERY) {
+    const dir = warmupDir(config.out.root, warmupKey(withSteps(config, s)));
+    if (!fs.existsSync(path.join(dir, 'warmup.json')) || !fs.existsSync(path.join(dir, 'optimizer.json'))) continue;
+    const { student, optimizer } = await loadCheckpoint(dir);
+    if (!optimizer) {
+      student.dispose();
+      continue;
+    }
+    const rows = readJsonl<{ step: number; 'loss/sft': number }>(path.join(dir, 'metrics.jsonl'));
+    const info = readJson<WarmupFile>(path.join(dir, 'warmup.json'));
+    if (rows.length !== s || rows.some((r, i) => r.step !== i + 1)) {
+      student.dispose();
+      optimizer.dispose();
+      throw new Error(`warm-up cache ${dir}: metrics.jsonl must hold the loss of steps 1..${s}; delete the folder to retrain it`);
+    }
+    return { step: s, student, optimizer, losses: Float64Array.from(rows, (r) => r['loss/sft']), tokens: info.tokens };
+  }
+  return null;
+}
+
+/** Write the warm-up state as the cache folder of its length (built under a temporary name, then renamed; kept if another process wrote it first). */
+async function writeWarmupCache(config: Config, state: WarmupState, seconds: number, continuedFrom: number): Promise<{ key: string; dir: string; finalLoss: number }> {
+  const c = withSteps(config, state.step);
+  const key = warmupKey(c);
+  const dir = warmupDir(config.out.root, key);
+  const finalLoss = tailMean(state.losses.subarray(0, state.step));
+  if (fs.existsSync(path.join(dir, 'warmup.json'))) return { key, dir, finalLoss };
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   fs.mkdirSync(tmp, { recursive: true });
-  await saveCheckpoint(tmp, student, null, { warmupKey: key, steps: config.warmup.steps });
-  writeAtomic(path.join(tmp, 'metrics.jsonl'), '');
-  losses.forEach((l, i) => appendJsonl(path.join(tmp, 'metrics.jsonl'), { step: i + 1, 'loss/sft': l }));
-  const info: WarmupFile = { key, warmup: warmupInputs(config), finalLoss, seconds, tokens };
+  await saveCheckpoint(tmp, state.student, state.optimizer, { warmupKey: key, steps: state.step });
+  writeAtomic(path.join(tmp, 'metrics.jsonl'), Array.from(state.losses.subarray(0, state.step), (l, i) => `${toJson({ step: i + 1, 'loss/sft': l })}\n`).join(''));
+  const info: WarmupFile = { key, warmup: warmupInputs(c), finalLoss, seconds, tokens: state.tokens, continuedFrom };
   writeJson(path.join(tmp, 'warmup.json'), JSON.parse(toJson(info)));
   try {
     fs.renameSync(tmp, dir);
   } catch (e) {
     // another worker finished the same warm-up first: identical by construction, keep theirs
     fs.rmSync(tmp, { recursive: true, force: true });
-    if (!fs.existsSync(done)) throw e;
+    if (!fs.existsSync(path.join(dir, 'warmup.json'))) throw e;
   }
-  return { student, key, dir, cached: false, seconds, tokens, finalLoss };
+  return { key, dir, finalLoss };
+}
+
+async function trainAndCache(config: Config, derived: Derived, key: string, dir: string, onStep?: (p: WarmupProgress) => void): Promise<WarmupResult> {
+  const t0 = performance.now();
+  const from = await longestCachedPrefix(config);
+  const continuedFrom = from?.step ?? 0;
+  const state = await trainWarmup(config, derived, onStep, from, (snap) => writeWarmupCache(config, snap, (performance.now() - t0) / 1000, continuedFrom).then(() => undefined));
+  try {
+    const seconds = (performance.now() - t0) / 1000;
+    const written = await writeWarmupCache(config, state, seconds, continuedFrom);
+    if (written.key !== key || written.dir !== dir) throw new Error(`warm-up cache: wrote ${written.dir}, expected ${dir}`);
+    return { student: state.student, key, dir, cached: false, seconds, tokens: state.tokens - (from?.tokens ?? 0), finalLoss: written.finalLoss };
+  } catch (e) {
+    state.student.dispose();
+    throw e;
+  } finally {
+    state.optimizer.dispose();
+  }
 }

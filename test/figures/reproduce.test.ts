@@ -24,10 +24,10 @@ describe('quick mode', () => {
     expect(quickInput({}).continual).toBeUndefined();
   });
 
-  it('the run order starts one cell of every warm-up before the second of any', () => {
+  it('the run order starts one cell of every warm-up before the second of any, longer warm-ups first', () => {
     const cell = (name: string, seed: number, steps: number) => ({ name, config: { ...paperCells('dynamics', 'quick')[0].config, seed, warmup: { ...paperCells('dynamics', 'quick')[0].config.warmup, steps } } });
     const order = interleaveByWarmup([cell('a0', 0, 5), cell('b0', 0, 5), cell('a1', 1, 5), cell('c0', 0, 7), cell('b1', 1, 5)]).map((c) => c.name);
-    expect(order).toEqual(['a0', 'a1', 'c0', 'b0', 'b1']);
+    expect(order).toEqual(['c0', 'a0', 'a1', 'b0', 'b1']);
   });
 
   it('OPDLAB_PAPER_SEEDS sets the seeds of the full mode, and a bad value is named', () => {

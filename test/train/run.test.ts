@@ -185,7 +185,7 @@ describe('warm-up', () => {
     expect(metaB.warmup.cached).toBe(true);
     expect(a.summary!.warmupKey).toBe(metaA.warmup.key);
     const cache = path.join(ROOT, '_warmup', metaA.warmup.key);
-    expect(fs.readdirSync(cache).sort()).toEqual(['eval0', 'metrics.jsonl', 'student.bin', 'student.json', 'warmup.json']);
+    expect(fs.readdirSync(cache).sort()).toEqual(['eval0', 'metrics.jsonl', 'optimizer.bin', 'optimizer.json', 'student.bin', 'student.json', 'warmup.json']);
     expect(readJsonl(path.join(cache, 'metrics.jsonl')).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     // same initialisation: identical step-0 evaluations (b read a's from the warm-up cache)
     expect(logs(b.dir).eval[0]).toEqual(logs(a.dir).eval[0]);
