@@ -3,7 +3,8 @@
  *
  *   1. train    the runs of every built-in spec the data generators read (lib/figures/sweeps.ts: 3 seeds per cell,
  *               deduplicated by run key, cache-aware: finished runs anywhere under the runs root are reused)
- *   2. generate each data generator (lib/figures/paper/generators.ts) -> <dataDir>/<file>.json
+ *   2. generate each data generator (lib/figures/paper/generators.ts) -> <dataDir>/<file>.json, in forked
+ *               processes side by side (generateWorker.ts; `workers` at a time)
  *   3. draw     every figure from those files -> <outDir>/<name>.{json,html,png,svg} and numbers.json
  *   4. record   <dataDir>/reproduce.json: mode, seconds per phase, runs trained and reused (the README quotes it)
  *
@@ -11,9 +12,11 @@
  * tests) trains tiny runs into runs-quick/ and writes its data and figures there, never over the committed ones.
  * Interrupting is safe: finished runs stay finished, and the next call trains only what is missing.
  */
+import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../sweep/atomic';
+import { builtLibDir } from '../sweep/job';
 import { projectPaths } from './paths';
 import { drawPaperFigures, PAPER_FIGURES } from './paper';
 import { DATA_GENERATORS, getGenerator, type DataGenerator } from './paper/generators';
@@ -78,6 +81,49 @@ export function reproduceOptions(partial: Partial<ReproduceOptions> = {}): Repro
 
 const secondsSince = (t0: number): number => Math.round((performance.now() - t0) / 100) / 10;
 
+/**
+ * Runs the generators in forked processes (generateWorker.ts), at most o.workers at a time, those that run the
+ * simulation themselves (`simulates`) first; each log line is prefixed with its generator's name. Rejects, after the
+ * running ones end, with every failed generator named.
+ */
+export async function generateInParallel(generators: readonly DataGenerator[], o: ReproduceOptions): Promise<void> {
+  const queue = [...generators].sort((a, b) => Number(b.simulates) - Number(a.simulates));
+  const worker = path.join(builtLibDir(), 'figures', 'generateWorker.js');
+  const failed: string[] = [];
+  const runOne = (g: DataGenerator): Promise<void> =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const out = path.join(o.dataDir, g.dataFile);
+      o.log(`      [${g.name}] -> ${out}`);
+      const child = fork(worker, [JSON.stringify({ name: g.name, mode: o.mode, runsRoot: o.runsRoot, out })], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+      const lines = (prefix: string) => {
+        let rest = '';
+        return (chunk: Buffer) => {
+          const text = rest + chunk.toString('utf8');
+          const parts = text.split('\n');
+          rest = parts.pop()!;
+          for (const line of parts) o.log(`      [${g.name}]${prefix} ${line}`);
+        };
+      };
+      child.stdout!.on('data', lines(''));
+      const stderr: string[] = [];
+      child.stderr!.on('data', (c: Buffer) => stderr.push(c.toString('utf8')));
+      child.on('exit', (code, signal) => {
+        if (code === 0) o.log(`      [${g.name}] done in ${secondsSince(t0)} s`);
+        else {
+          failed.push(g.name);
+          o.log(`      [${g.name}] FAILED (${signal ?? `exit ${code}`}): ${stderr.join('').trim()}`);
+        }
+        resolve();
+      });
+    });
+  const lanes = Array.from({ length: Math.min(o.workers, queue.length) }, async () => {
+    for (let g = queue.shift(); g; g = queue.shift()) await runOne(g);
+  });
+  await Promise.all(lanes);
+  if (failed.length > 0) throw new Error(`reproduce: data generator(s) failed: ${failed.join(', ')} (their errors are above; \`opdlab figures --generate <name>\` reruns one)`);
+}
+
 export async function reproduce(partial: Partial<ReproduceOptions> = {}): Promise<ReproduceResult> {
   const o = reproduceOptions(partial);
   if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error(`reproduce: workers must be an integer >= 1, got ${o.workers}`);
@@ -103,13 +149,9 @@ export async function reproduce(partial: Partial<ReproduceOptions> = {}): Promis
 
   const t1 = performance.now();
   fs.mkdirSync(o.dataDir, { recursive: true });
-  for (const [i, g] of generators.entries()) {
-    o.log(`[2/3] (${i + 1}/${generators.length}) ${g.name} -> ${path.join(o.dataDir, g.dataFile)}`);
-    const tg = performance.now();
-    await g.generate({ mode: o.mode, runsRoot: o.runsRoot, out: path.join(o.dataDir, g.dataFile), log: (l) => o.log(`      ${l}`) });
-    o.log(`      ${secondsSince(tg)} s`);
-    result.generators.push(g.name);
-  }
+  o.log(`[2/3] ${generators.length} data generators -> ${o.dataDir} (${Math.min(o.workers, generators.length)} processes; simulation-heavy ones first)`);
+  await generateInParallel(generators, o);
+  result.generators = generators.map((g) => g.name);
   result.seconds.generate = secondsSince(t1);
 
   const t2 = performance.now();

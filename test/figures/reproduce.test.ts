@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { reproduce } from '../../lib/figures/reproduce';
-import { DATA_GENERATORS } from '../../lib/figures/paper/generators';
+import { generateInParallel, reproduce, reproduceOptions } from '../../lib/figures/reproduce';
+import { DATA_GENERATORS, getGenerator } from '../../lib/figures/paper/generators';
 import { PAPER_FIGURES } from '../../lib/figures/paper';
 import { findRunDir, interleaveByWarmup, modeSeeds, PAPER_SEEDS_ENV, paperCells, quickInput } from '../../lib/figures/sweeps';
 
@@ -81,6 +81,17 @@ describe('quick mode', () => {
     },
     600_000,
   );
+
+  it('a generator that fails in its process is named, with its own message, and the others still finish', async () => {
+    const lines: string[] = [];
+    const empty = join(dir, 'empty');
+    const o = reproduceOptions({ mode: 'quick', runsRoot: join(empty, 'runs'), dataDir: join(empty, 'data'), outDir: join(empty, 'figures'), log: (l) => lines.push(l) });
+    await expect(generateInParallel([getGenerator('dynamics'), getGenerator('ablations')], o)).rejects.toThrow(/data generator\(s\) failed: (dynamics, ablations|ablations, dynamics)/);
+    const text = lines.join('\n');
+    expect(text).toMatch(/\[dynamics\] FAILED \(exit 1\): .*dynamics/);
+    expect(text).toMatch(/\[ablations\] FAILED \(exit 1\)/);
+    expect(existsSync(join(empty, 'data', 'dynamics.json'))).toBe(false);
+  });
 
   it('an unknown generator is named', async () => {
     await expect(reproduce({ mode: 'quick', ...paths, only: ['nope'] })).rejects.toThrow(/unknown data generator 'nope'; known: c1c2, dynamics/);

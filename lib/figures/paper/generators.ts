@@ -40,6 +40,8 @@ export interface DataGenerator {
   claims: string[];
   /** Built-in specs whose runs it reads (trained first by reproduce); [] = it runs the simulation itself. */
   specs: string[];
+  /** It runs the simulation itself (tens of seconds; the others only read runs): reproduce starts these first. */
+  simulates: boolean;
   generate(ctx: GenerateContext): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     dataFile: 'c1c2.json',
     claims: ['C1', 'C2'],
     specs: [],
+    simulates: true,
     async generate(ctx) {
       const quick = ctx.mode === 'quick' ? { batches: 2, trackerSteps: 6, trackEvery: 3, warmupSteps: 70 } : {};
       await generateC1C2Data({ ...quick, cacheRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
@@ -59,6 +62,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     dataFile: 'dynamics.json',
     claims: ['C5', 'C7', 'C8'],
     specs: ['dynamics'],
+    simulates: false,
     async generate(ctx) {
       generateDynamicsData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
@@ -68,6 +72,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     dataFile: 'ablations.json',
     claims: ['C4', 'C6', 'C10', 'C11', 'C12', 'C13'],
     specs: ['eta', 'beta', 'topk', 'location'],
+    simulates: false,
     async generate(ctx) {
       generateAblationsData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
@@ -77,6 +82,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     dataFile: 'neighbours.json',
     claims: ['C14', 'C15', 'C16', 'C17', 'C18'],
     specs: ['neighbours'],
+    simulates: true,
     async generate(ctx) {
       await generateNeighboursData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
@@ -86,6 +92,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     dataFile: 'initcontinual.json',
     claims: ['C3', 'C8', 'C9'],
     specs: ['init', 'continual'],
+    simulates: false,
     async generate(ctx) {
       generateInitContinualData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
