@@ -5,7 +5,7 @@
  *   mode 'full'   every spec at PAPER_SEEDS = 3 seeds (0, 1, 2), the spec's own settings: what the committed
  *                 data/figures/*.json and figures/ are drawn from
  *   mode 'quick'  one seed and tiny runs (quickInput: warm-up steps / 10, 6 distillation and 6 continual steps,
- *                 4 prompts, small evaluations): exercises every generator and figure in about two minutes (tests)
+ *                 4 prompts, small evaluations): exercises every generator and figure in under a minute (tests)
  *
  * A cell is identified by its run key (lib/train/runKey.ts), so the same configuration named by several specs
  * (AOPD at eta 0 is in dynamics, eta, beta, topk, location and neighbours) trains once. `runPaperCells` runs the
