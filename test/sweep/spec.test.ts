@@ -127,8 +127,19 @@ describe('built-in specs', () => {
   // the paper's ablations and the specs whose runs feed a figure (specs/dynamics.json); each with >= 3 seeds
   const ABLATIONS = ['beta', 'continual', 'eta', 'init', 'location', 'neighbours', 'topk'];
   const FIGURE_SPECS = ['dynamics'];
+  // diagnostics of FINDINGS.md (not paper figures; `opdlab sweep <name>`)
+  const DIAGNOSTICS = ['support'];
   it('cover the paper ablations', () => {
-    expect(specs.map((s) => s.name).sort()).toEqual([...ABLATIONS, ...FIGURE_SPECS].sort());
+    expect(specs.map((s) => s.name).sort()).toEqual([...ABLATIONS, ...FIGURE_SPECS, ...DIAGNOSTICS].sort());
+  });
+  it("support shares the runs its comment names: gkd-full = dynamics' gkd, gkd-top32-both / aopd-top32-none = init's strong gkd / aopd", () => {
+    const keys = (name: string, pick: (values: Record<string, string>) => boolean) =>
+      expandSpec(loadSpec(name).spec, distillJob).filter((c) => pick(c.values as Record<string, string>)).map((c) => c.key).sort();
+    const support = (arm: string) => keys('support', (v) => v.arm === arm);
+    expect(support('gkd-full')).toEqual(keys('dynamics', (v) => v.method === 'gkd'));
+    expect(support('gkd-top32-both')).toEqual(keys('init', (v) => v.warmup === 'strong' && v.method === 'gkd'));
+    expect(support('aopd-top32-none')).toEqual(keys('init', (v) => v.warmup === 'strong' && v.method === 'aopd'));
+    expect(support('gkd-top32-tail')).toHaveLength(3);
   });
   for (const { name, file } of specs) {
     it(`${name}: every cell resolves with the trainer's config and has its own run key`, () => {
