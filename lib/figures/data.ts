@@ -3,10 +3,10 @@
  * JSON file under data/figures/ (written once by its generator, lib/figures/paper/generate.ts) or, for training
  * curves, a run folder's metrics.jsonl. A missing file is an error that names the command that makes it.
  *
- *   data/figures/c1c2.json   claims C1 (AOPD Fig. 2a) and C2 (Fig. 2b): per-token advantages A = log pT(y) - log pS(y)
- *                            on student rollouts of the warm-up student, black-hole measurements at the A < 0
- *                            positions, and the teacher's top token under the student over OPD / forward-KL steps
- *                            (`opdlab figures --generate c1c2`)
+ *   data/figures/c1c2.json   claims C1 (AOPD Fig. 2a) and C2 (Fig. 2b), per seed (`seeds[i]`, seeds 0, 1, 2 in full
+ *                            mode): per-token advantages A = log pT(y) - log pS(y) on rollouts of that seed's warm-up
+ *                            student, black-hole measurements at the A < 0 positions, and the teacher's top token
+ *                            under the student over OPD / forward-KL steps (`opdlab figures --generate c1c2`)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,14 +44,24 @@ export interface TrackerSeries {
   pTTopMean?: number;
 }
 
-export interface C1C2Data {
-  /** How the data were made: command, seed, config values, counts, date. */
-  source: Record<string, unknown>;
+/** The C1/C2 measurements of one seed (its own warm-up student, rollouts and probe set). */
+export interface C1C2Seed {
+  /** Config seed. */
+  seed: number;
+  /** The seed's warm-up student: run key, SFT steps and batch, final SFT loss. */
+  warmup?: Record<string, unknown>;
   /** Per-token advantages on student rollouts (masked-in tokens only). */
   advantages: number[];
   blackHole: BlackHolePoints;
   /** Tracker series per method label ('opd', 'forwardKL'); absent when not measured. */
   tracker?: Record<string, TrackerSeries>;
+}
+
+export interface C1C2Data {
+  /** How the data were made: command, seeds, config values, counts, date. */
+  source: Record<string, unknown>;
+  /** One entry per seed, in seed order; every seed has the same tracker methods and steps. */
+  seeds: C1C2Seed[];
 }
 
 /** The command that writes data/figures/<file>. */
@@ -79,22 +89,49 @@ export function readFigureData<T>(path: string, command?: string): T {
   }
 }
 
-function checkNumbers(path: string, name: string, x: unknown, length?: number): void {
-  if (!Array.isArray(x) || x.some((v) => typeof v !== 'number')) throw new Error(`figure data ${path}: '${name}' must be an array of numbers`);
-  if (length !== undefined && x.length !== length) throw new Error(`figure data ${path}: '${name}' has ${x.length} entries, expected ${length} (one per position)`);
+function checkNumbers(where: string, name: string, x: unknown, length?: number): void {
+  if (!Array.isArray(x) || x.some((v) => typeof v !== 'number')) throw new Error(`${where}: '${name}' must be an array of numbers`);
+  if (length !== undefined && x.length !== length) throw new Error(`${where}: '${name}' has ${x.length} entries, expected ${length} (${name.includes('.tracker.') ? 'one per step' : 'one per position'})`);
 }
 
-/** data/figures/c1c2.json (or `path`), with its arrays checked. */
+/**
+ * data/figures/c1c2.json (or `path`), checked: a non-empty `seeds` array of distinct integer seeds, each with its
+ * advantages, one black-hole entry per position in every field, and tracker series of one length per method; every
+ * seed has the same tracker methods and steps (the figures band them over seeds). Errors name the field.
+ */
 export function readC1C2Data(path: string = figureDataPath('c1c2.json')): C1C2Data {
   const d = readFigureData<C1C2Data>(path);
-  checkNumbers(path, 'advantages', d.advantages);
-  if (typeof d.blackHole !== 'object' || d.blackHole === null) throw new Error(`figure data ${path}: 'blackHole' is missing`);
-  const P = d.blackHole.pS?.length;
-  for (const k of ['advantage', 'pS', 'pT', 'rank', 'opd', 'forwardKL', 'opdRatio', 'forwardKLRatio'] as const) checkNumbers(path, `blackHole.${k}`, d.blackHole[k], P);
-  for (const [m, s] of Object.entries(d.tracker ?? {})) {
-    for (const k of ['step', 'pSTop', 'rankTop', 'fracTop1'] as const) checkNumbers(path, `tracker.${m}.${k}`, s[k], s.step?.length);
-  }
+  checkC1C2Data(d, `figure data ${path}`);
   return d;
+}
+
+/** The checks of readC1C2Data on data in memory; `where` starts each error message. */
+export function checkC1C2Data(d: C1C2Data, where = 'c1c2 data'): void {
+  const fail = (msg: string): never => {
+    throw new Error(`${where}: ${msg}`);
+  };
+  if (!Array.isArray(d?.seeds) || d.seeds.length === 0) fail(`'seeds' must be a non-empty array (one entry per seed), got ${Array.isArray(d?.seeds) ? 'an empty array' : typeof d?.seeds}`);
+  const seen = new Set<number>();
+  let trackerShape: string | null = null;
+  d.seeds.forEach((s, i) => {
+    const at = `seeds[${i}]`;
+    if (typeof s !== 'object' || s === null) fail(`'${at}' must be an object`);
+    if (!Number.isInteger(s.seed)) fail(`'${at}.seed' must be an integer, got ${JSON.stringify(s.seed)}`);
+    if (seen.has(s.seed)) fail(`'${at}.seed' repeats seed ${s.seed}`);
+    seen.add(s.seed);
+    checkNumbers(where, `${at}.advantages`, s.advantages);
+    if (typeof s.blackHole !== 'object' || s.blackHole === null) fail(`'${at}.blackHole' is missing`);
+    const P = Array.isArray(s.blackHole.pS) ? s.blackHole.pS.length : undefined;
+    for (const k of ['advantage', 'pS', 'pT', 'rank', 'opd', 'forwardKL', 'opdRatio', 'forwardKLRatio'] as const) checkNumbers(where, `${at}.blackHole.${k}`, s.blackHole[k], P);
+    if (s.tracker !== undefined && (typeof s.tracker !== 'object' || s.tracker === null)) fail(`'${at}.tracker' must be an object (method -> series)`);
+    for (const [m, t] of Object.entries(s.tracker ?? {})) {
+      checkNumbers(where, `${at}.tracker.${m}.step`, t?.step);
+      for (const k of ['pSTop', 'rankTop', 'fracTop1'] as const) checkNumbers(where, `${at}.tracker.${m}.${k}`, t[k], t.step.length);
+    }
+    const shape = JSON.stringify(Object.keys(s.tracker ?? {}).sort().map((m) => [m, s.tracker![m].step]));
+    if (trackerShape === null) trackerShape = shape;
+    else if (shape !== trackerShape) fail(`'${at}.tracker' has other methods or steps than seeds[0].tracker (the figures band the series over seeds)`);
+  });
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
- * The generator of data/figures/c1c2.json (claims C1 and C2): runs the simulation once; figures only read the file.
+ * The generator of data/figures/c1c2.json (claims C1 and C2): runs the simulation once per seed (seeds 0, 1, 2 in
+ * full mode: lib/figures/sweeps.ts modeSeeds, so OPDLAB_PAPER_SEEDS / `reproduce --seeds` apply); figures only read
+ * the file. Per seed, independently (the config's seed sets the warm-up, the rollouts and the probe set):
  *
- *   1. the warm-up student of the default config (SFT on teacher samples; cached under <cacheRoot>/_warmup/)
+ *   1. the warm-up student of the default config at that seed (SFT on teacher samples; cached under <cacheRoot>/_warmup/)
  *   2. `batches` batches of student rollouts (the default config's prompts x rollouts, temperature 1), as training
  *      step 1..batches would draw them (lib/train/step.ts prepareBatch), scored by the exact teacher
  *   3. per masked-in token: A = log pT(y) - log pS(y)                                  -> advantages  (C1)
@@ -25,12 +27,12 @@ import { codeVersion } from '../../train/runKey';
 import { createAdam } from '../../train/optimizer';
 import { buildProbeSet, distillStep, prepareBatch, probeMetrics, type ProbeSet, type StepContext } from '../../train/step';
 import { warmupStudent } from '../../train/warmup';
-import type { BlackHolePoints, C1C2Data, TrackerSeries } from '../data';
+import type { BlackHolePoints, C1C2Data, C1C2Seed, TrackerSeries } from '../data';
 import { figureDataPath } from '../data';
 
 export interface C1C2GenerateOptions {
-  /** Seed of the config. Default 0. */
-  seed: number;
+  /** Config seeds, each measured on its own warm-up student. Default [0, 1, 2] (the paper specs' seeds). */
+  seeds: number[];
   /** Rollout batches measured for the advantages and the black hole. Default 16. */
   batches: number;
   /** Training steps of each tracked method (0 = no tracker). Default 100 (the default config's distill.steps). */
@@ -46,7 +48,7 @@ export interface C1C2GenerateOptions {
   log: (line: string) => void;
 }
 
-export const DEFAULT_C1C2_GENERATE: Readonly<Omit<C1C2GenerateOptions, 'out' | 'log'>> = { seed: 0, batches: 16, trackerSteps: 100, trackEvery: 5, warmupSteps: DEFAULT_CONFIG.warmup.steps, cacheRoot: 'runs' };
+export const DEFAULT_C1C2_GENERATE: Readonly<Omit<C1C2GenerateOptions, 'out' | 'log'>> = { seeds: [0, 1, 2], batches: 16, trackerSteps: 100, trackEvery: 5, warmupSteps: DEFAULT_CONFIG.warmup.steps, cacheRoot: 'runs' };
 
 const r6 = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x);
 
@@ -127,58 +129,79 @@ function track(input: { seed: number; cacheRoot: string }, weights: Map<string, 
   return series;
 }
 
-/** Runs the simulation once and returns (and writes, unless out is null) the C1/C2 data (file header). */
-export async function generateC1C2Data(options: Partial<C1C2GenerateOptions> = {}): Promise<C1C2Data> {
-  const o: C1C2GenerateOptions = { ...DEFAULT_C1C2_GENERATE, out: figureDataPath('c1c2.json'), log: () => undefined, ...options };
-  for (const k of ['batches', 'trackEvery'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`generateC1C2Data: ${k} must be an integer >= 1, got ${o[k]}`);
-  if (!Number.isInteger(o.trackerSteps) || o.trackerSteps < 0) throw new Error(`generateC1C2Data: trackerSteps must be an integer >= 0, got ${o.trackerSteps}`);
-  const t0 = Date.now();
-  const config = resolveConfig({ seed: o.seed, warmup: { steps: o.warmupSteps }, distill: { method: 'opd' }, out: { root: o.cacheRoot } });
+/** The measurements of one seed (steps 1-4 of the file header). */
+async function measureSeed(o: C1C2GenerateOptions, seed: number): Promise<{ entry: C1C2Seed; config: Config }> {
+  const config = resolveConfig({ seed, warmup: { steps: o.warmupSteps }, distill: { method: 'opd' }, out: { root: o.cacheRoot } });
   const derived = deriveConfig(config);
   const task = createTask(config.task.name, config.task.options as never);
   const warm = await warmupStudent(config, derived);
-  o.log(`warm-up student ${warm.key} (${warm.cached ? 'cached' : `trained, ${warm.seconds.toFixed(1)} s`}, final SFT loss ${warm.finalLoss.toFixed(4)})`);
+  o.log(`seed ${seed}: warm-up student ${warm.key} (${warm.cached ? 'cached' : `trained, ${warm.seconds.toFixed(1)} s`}, final SFT loss ${warm.finalLoss.toFixed(4)})`);
   try {
     const probe = buildProbeSet(task, config.analysis.probes, config.seed);
     const { advantages, bh } = measure(config, warm.student, probe, o.batches);
-    o.log(`measured ${advantages.length} tokens, ${bh.pS.length} black-hole positions (A < 0)`);
+    o.log(`seed ${seed}: measured ${advantages.length} tokens, ${bh.pS.length} black-hole positions (A < 0)`);
     let tracker: Record<string, TrackerSeries> | undefined;
     if (o.trackerSteps > 0) {
       tracker = {};
       const weights = warm.student.getWeights();
       for (const t of TRACKED) {
-        tracker[t.label] = track(o, weights, probe, o.trackerSteps, o.trackEvery, t);
-        o.log(`tracked ${t.label}: ${o.trackerSteps} steps`);
+        tracker[t.label] = track({ seed, cacheRoot: o.cacheRoot }, weights, probe, o.trackerSteps, o.trackEvery, t);
+        o.log(`seed ${seed}: tracked ${t.label}: ${o.trackerSteps} steps`);
       }
     }
-    const data: C1C2Data = {
-      source: {
-        command: 'opdlab figures --generate c1c2',
-        generator: 'lib/figures/paper/generate.ts',
-        code: codeVersion(),
-        seed: o.seed,
-        warmup: { key: warm.key, steps: config.warmup.steps, batch: config.warmup.batch, finalLoss: r6(warm.finalLoss) },
-        task: config.task,
-        rollouts: { batches: o.batches, promptsPerBatch: config.distill.prompts, rolloutsPerPrompt: config.distill.rollouts, temperature: config.distill.temperature },
-        tracker: { steps: o.trackerSteps, every: o.trackEvery, lr: config.distill.lr, probes: config.analysis.probes, methods: TRACKED },
-        teacher: 'exact (full log-probs)',
-        blackHoleStep: 1,
-        seconds: r6((Date.now() - t0) / 1000),
-        createdAt: new Date().toISOString(),
-      },
+    const entry: C1C2Seed = {
+      seed,
+      warmup: { key: warm.key, steps: config.warmup.steps, batch: config.warmup.batch, finalLoss: r6(warm.finalLoss) },
       advantages,
       blackHole: bh,
       ...(tracker ? { tracker } : {}),
     };
-    if (o.out) {
-      mkdirSync(dirname(o.out), { recursive: true });
-      const tmp = `${o.out}.tmp-${process.pid}`;
-      writeFileSync(tmp, `${JSON.stringify(data)}\n`);
-      renameSync(tmp, o.out);
-      o.log(`wrote ${o.out}`);
-    }
-    return data;
+    return { entry, config };
   } finally {
     warm.student.dispose();
   }
+}
+
+/** Runs the simulation once per seed and returns (and writes, unless out is null) the C1/C2 data (file header). */
+export async function generateC1C2Data(options: Partial<C1C2GenerateOptions> = {}): Promise<C1C2Data> {
+  const o: C1C2GenerateOptions = { ...DEFAULT_C1C2_GENERATE, out: figureDataPath('c1c2.json'), log: () => undefined, ...options };
+  for (const k of ['batches', 'trackEvery'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`generateC1C2Data: ${k} must be an integer >= 1, got ${o[k]}`);
+  if (!Number.isInteger(o.trackerSteps) || o.trackerSteps < 0) throw new Error(`generateC1C2Data: trackerSteps must be an integer >= 0, got ${o.trackerSteps}`);
+  if (!Array.isArray(o.seeds) || o.seeds.length === 0 || o.seeds.some((s) => !Number.isInteger(s) || s < 0) || new Set(o.seeds).size !== o.seeds.length) {
+    throw new Error(`generateC1C2Data: seeds must be a non-empty list of distinct integers >= 0, got ${JSON.stringify(o.seeds)}`);
+  }
+  const t0 = Date.now();
+  const seeds: C1C2Seed[] = [];
+  let config: Config | null = null;
+  for (const seed of o.seeds) {
+    const r = await measureSeed(o, seed);
+    seeds.push(r.entry);
+    config ??= r.config;
+  }
+  const c = config!;
+  const data: C1C2Data = {
+    source: {
+      command: 'opdlab figures --generate c1c2',
+      generator: 'lib/figures/paper/generate.ts',
+      code: codeVersion(),
+      seeds: o.seeds,
+      warmup: { steps: c.warmup.steps, batch: c.warmup.batch },
+      task: c.task,
+      rollouts: { batches: o.batches, promptsPerBatch: c.distill.prompts, rolloutsPerPrompt: c.distill.rollouts, temperature: c.distill.temperature },
+      tracker: { steps: o.trackerSteps, every: o.trackEvery, lr: c.distill.lr, probes: c.analysis.probes, methods: TRACKED },
+      teacher: 'exact (full log-probs)',
+      blackHoleStep: 1,
+      seconds: r6((Date.now() - t0) / 1000),
+      createdAt: new Date().toISOString(),
+    },
+    seeds,
+  };
+  if (o.out) {
+    mkdirSync(dirname(o.out), { recursive: true });
+    const tmp = `${o.out}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(data)}\n`);
+    renameSync(tmp, o.out);
+    o.log(`wrote ${o.out}`);
+  }
+  return data;
 }

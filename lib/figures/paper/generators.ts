@@ -4,7 +4,7 @@
  * first by `opdlab reproduce`, found by run key through lib/figures/sweeps.ts) or runs the simulation itself
  * (`specs` empty, e.g. c1c2).
  *
- *   c1c2       C1, C2                 the warm-up student's rollouts, black hole, tracker (simulation, seed 0)
+ *   c1c2       C1, C2                 each seed's warm-up student: rollouts, black hole, tracker (simulation, modeSeeds)
  *   dynamics   C5, C7, C8             specs/dynamics.json: opd / aopd / gkd curves
  *   ablations  C4, C6, C10-C13        specs eta, beta, topk, location: the AOPD ablations (paper/ablations/data.ts)
  *   neighbours C14-C18                specs/neighbours.json runs + exact gradients, estimator variance, G-OPD rewards,
@@ -14,7 +14,7 @@
  * `opdlab reproduce` = for each generator: train its specs' missing runs, generate its data file, then draw every
  * figure (lib/figures/reproduce.ts). `opdlab figures --generate <name>` runs one generator on existing runs.
  */
-import type { ReproduceMode } from '../sweeps';
+import { modeSeeds, type ReproduceMode } from '../sweeps';
 import { generateC1C2Data } from './generate';
 import { generateDynamicsData } from './generateDynamics';
 import { generateAblationsData } from './ablations/data';
@@ -54,7 +54,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     simulates: true,
     async generate(ctx) {
       const quick = ctx.mode === 'quick' ? { batches: 2, trackerSteps: 6, trackEvery: 3, warmupSteps: 70 } : {};
-      await generateC1C2Data({ ...quick, cacheRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
+      await generateC1C2Data({ ...quick, seeds: modeSeeds(ctx.mode), cacheRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
   },
   {

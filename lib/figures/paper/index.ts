@@ -66,7 +66,7 @@ export const PAPER_FIGURES: readonly PaperFigure[] = [
     dataFile: 'c1c2.json',
     make(path) {
       const d = readC1C2Data(path);
-      return { figure: fig2aAdvantageDistribution({ advantages: d.advantages }), numbers: c1Numbers({ advantages: d.advantages }) };
+      return { figure: fig2aAdvantageDistribution({ seeds: d.seeds }), numbers: c1Numbers({ seeds: d.seeds }) };
     },
   },
   {
@@ -75,7 +75,7 @@ export const PAPER_FIGURES: readonly PaperFigure[] = [
     dataFile: 'c1c2.json',
     make(path) {
       const d = readC1C2Data(path);
-      return { figure: fig2bExplorationBlackHole({ blackHole: d.blackHole, tracker: d.tracker }), numbers: c2Numbers({ blackHole: d.blackHole, tracker: d.tracker }) };
+      return { figure: fig2bExplorationBlackHole({ seeds: d.seeds }), numbers: c2Numbers({ seeds: d.seeds }) };
     },
   },
   {
