@@ -29,6 +29,10 @@
  *   aopd-zero: M_t = 1[ |A_t| < epsZero ]     (imitate only in the near-zero-advantage band)
  *   aopd-acc:  M_t = 1[ pT(y_t) - pS(y_t) <= eta  and  reward_S[seq(t)] <= 0 ]   (accuracy-filtered: correct
  *              rollouts keep pure PG; needs seqIds_N and reward_S)
+ *   aopd-random: M_t = 1[ u(seed, t) < share ], u = positionUniform (a 32-bit integer hash of the token's row
+ *              index in the batch): a diagnostic of this toolkit, not a paper method. It imitates a given share
+ *              of tokens chosen independently of A_t, to separate how many tokens AOPD imitates from which
+ *              ones (its gap-sign selection; FINDINGS.md P2)
  *
  * Arguments: batch.studentLogits_NV [N, V] (differentiable), tokens_N, mask_N, teacher full logits [N, V] or
  * top-K dump (topK <= its k). Advantage, mask and teacher terms are detached. AOPD's 1/|y| per sequence
@@ -90,6 +94,13 @@ export interface AopdZeroOptions extends ImitationOptions {
 
 export type AopdAccOptions = AopdOptions;
 
+export interface AopdRandomOptions extends ImitationOptions {
+  /** Share of tokens imitated, in [0, 1] (0 = opd, 1 = imitation everywhere). Default 0.4 (AOPD's eta-0 share over training in the simulation). */
+  share: number;
+  /** Seed of the position hash (an integer in [0, 2^32)). Default 0. */
+  seed: number;
+}
+
 const IMITATION_DEFAULTS: ImitationOptions = {
   beta: 0,
   supportNorm: 'none',
@@ -102,6 +113,21 @@ const IMITATION_DEFAULTS: ImitationOptions = {
 export const AOPD_DEFAULTS: AopdOptions = { eta: 0, ...IMITATION_DEFAULTS };
 export const AOPD_ZERO_DEFAULTS: AopdZeroOptions = { epsZero: 0.05, ...IMITATION_DEFAULTS };
 export const AOPD_ACC_DEFAULTS: AopdAccOptions = { ...AOPD_DEFAULTS };
+export const AOPD_RANDOM_DEFAULTS: AopdRandomOptions = { share: 0.4, seed: 0, ...IMITATION_DEFAULTS };
+
+/**
+ * u(seed, n) in [0, 1): Wellons' lowbias32 integer hash of (n + seed * 0x9E3779B9) mod 2^32, divided by 2^32. A
+ * function of the row index and the seed only (test/fixtures/gen_aopd.py computes the same bits).
+ */
+export function positionUniform(seed: number, n: number): number {
+  let x = (n + Math.imul(seed, 0x9e3779b9)) >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  x ^= x >>> 16;
+  return (x >>> 0) / 4294967296; // ^ gives a signed 32-bit value: read the bits as unsigned
+}
 
 /** M_t for one masked token: true = imitation branch. pTy = pT(y_t), pSy = pS(y_t), a = A_t (all detached). */
 export type MaskRule = (n: number, pTy: number, pSy: number, a: number) => boolean;
@@ -448,5 +474,23 @@ export const aopdAcc = registerObjective<AopdAccOptions>({
     const seq = batch.seqIds_N!;
     const reward = batch.reward_S!;
     return computeAsymmetric('aopd-acc', batch, o, (n, pT, pS, a) => reward[seq[n]] <= 0 && byEta(n, pT, pS, a), reduction);
+  },
+});
+
+export const aopdRandom = registerObjective<AopdRandomOptions>({
+  name: 'aopd-random',
+  summary: 'Diagnostic AOPD variant: imitation on a random share of tokens chosen independently of A_t (position hash), PG elsewhere',
+  formula: `${SUMMARY_FORMULA}, M_t = 1[u(seed, t) < share], u = lowbias32 hash of the row index / 2^32`,
+  source: 'variant of this toolkit (FINDINGS.md P2): how many tokens AOPD imitates vs which ones; not from a paper',
+  needs: TEACHER_NEEDS,
+  teacherForms: ['full', 'topk'],
+  defaults: AOPD_RANDOM_DEFAULTS,
+  fused: true,
+  gradientOf: 'surrogate',
+  compute(batch, o, reduction) {
+    assertInRange('aopd-random', 'option share', o.share, 0, 1);
+    if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) throw new Error(`aopd-random: option seed must be an integer in [0, 2^32), got ${String(o.seed)}`);
+    const { share, seed } = o;
+    return computeAsymmetric('aopd-random', batch, o, (n) => positionUniform(seed, n) < share, reduction);
   },
 });

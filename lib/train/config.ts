@@ -50,7 +50,7 @@ export type Behaviour = 'on-policy' | 'props';
 export const BEHAVIOURS: readonly Behaviour[] = ['on-policy', 'props'];
 
 export interface DistillConfig {
-  /** The objective, by registry name: opd, aopd, aopd-zero, aopd-acc, gkd, seqkd, gopd, opdplus, topk-rkl, scope. Default 'aopd'. */
+  /** The objective, by registry name: opd, aopd, aopd-zero, aopd-acc, aopd-random, gkd, seqkd, gopd, opdplus, topk-rkl, scope. Default 'aopd'. */
   method: string;
   /** The objective's options (lib/objectives/<method>.ts); stored fully resolved. Default {} (the objective's defaults). */
   objective: Record<string, unknown>;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import '../../lib/objectives/aopd';
+import { positionUniform } from '../../lib/objectives/aopd';
 import '../../lib/objectives/opd';
 import { studentOnSupport, teacherSupport } from '../../lib/objectives/batch';
 import { computeObjective, objectiveLossAndGrad } from '../../lib/objectives/registry';
@@ -360,6 +360,42 @@ describe('aopd variants share the kernel and differ only in the mask', () => {
         expect(perRow(acc, i)).toEqual(perRow(ref, i));
       }
     }
+  });
+
+  it('aopd-random: the position hash by hand, share 0 is opd, share 1 is eta = 1, and each row takes its branch by u(seed, n) alone', () => {
+    // lowbias32(0) = 0; lowbias32(1) = 1753845952; lowbias32(0x9E3779B9) = 33350994 (worked out with Python integers)
+    expect(positionUniform(0, 0)).toBe(0);
+    expect(positionUniform(0, 1)).toBe(1753845952 / 2 ** 32);
+    expect(positionUniform(1, 0)).toBe(33350994 / 2 ** 32);
+    expect(positionUniform(7, 2)).toBeCloseTo(0.1446165093, 9);
+    for (const fused of [true, false]) {
+      expectIdentical(run('aopd-random', batch, { share: 0, topK: 4, fused }), run('opd', batch, { fused }), 'share 0');
+      expectIdentical(run('aopd-random', batch, { share: 1, topK: 4, fused }), run('aopd', batch, { eta: 1, topK: 4, fused }), 'share 1');
+      const r = run('aopd-random', batch, { share: 0.5, seed: 3, topK: 4, fused }, 'sum');
+      const opd = run('opd', batch, { fused }, 'sum');
+      const all = run('aopd', batch, { eta: 1, topK: 4, fused }, 'sum');
+      let imitated = 0;
+      for (let i = 0; i < 12; i++) {
+        const ref = positionUniform(3, i) < 0.5 ? all : opd;
+        if (batch.mask_N[i] > 0 && ref === all) imitated++;
+        expect(r.perToken_N[i]).toBe(ref.perToken_N[i]);
+        expect(perRow(r, i)).toEqual(perRow(ref, i));
+      }
+      expect(imitated).toBeGreaterThan(0);
+    }
+  });
+
+  it('aopd-random imitates about `share` of a large batch whatever its logits, and names bad options', () => {
+    const big = randomBatch(3000, 6, 3);
+    const other = { ...randomBatch(3000, 6, 3), tokens_N: big.tokens_N, mask_N: big.mask_N };
+    const a = run('aopd-random', big, { share: 0.4, topK: 3 });
+    const b = run('aopd-random', other, { share: 0.4, topK: 3 });
+    expect(Math.abs(a.metrics['intervention/ratio'] - 0.4)).toBeLessThan(0.03);
+    expect(b.metrics['intervention/ratio']).toBe(a.metrics['intervention/ratio']);
+    expect(run('aopd-random', big, { share: 0.4, seed: 9, topK: 3 }).metrics['intervention/ratio']).not.toBe(a.metrics['intervention/ratio']);
+    expect(() => run('aopd-random', batch, { share: 1.5 })).toThrow(/aopd-random: option share/);
+    expect(() => run('aopd-random', batch, { seed: 0.5 })).toThrow(/aopd-random: option seed must be an integer in \[0, 2\^32\), got 0.5/);
+    expect(() => run('aopd-random', batch, { seed: -1 })).toThrow(/option seed must be an integer/);
   });
 
   it('aopd-zero: epsZero = 0 is opd, a huge epsZero is eta = 1, and the band selects |A| < epsZero', () => {

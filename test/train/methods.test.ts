@@ -91,7 +91,7 @@ function maskedMean(ctx: StepContext, prepared: PreparedBatch, f: (logpS: number
   return s / n;
 }
 
-const METHODS = ['opd', 'aopd', 'aopd-zero', 'aopd-acc', 'gkd', 'seqkd', 'gopd', 'opdplus', 'topk-rkl', 'scope'];
+const METHODS = ['opd', 'aopd', 'aopd-zero', 'aopd-acc', 'aopd-random', 'gkd', 'seqkd', 'gopd', 'opdplus', 'topk-rkl', 'scope'];
 
 describe('every registered method', () => {
   it('is covered here', () => {
