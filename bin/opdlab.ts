@@ -248,7 +248,7 @@ program
       const { getGenerator } = await import('../lib/figures/paper/generators');
       const { figureDataPath } = await import('../lib/figures/data');
       const g = getGenerator(opts.generate);
-      if (g.specs.length === 0) await initBackend({ quiet: true });
+      await initBackend({ quiet: true });
       await g.generate({ mode: 'full', runsRoot: (await import('../lib/figures/paths')).projectPaths().runs, out: figureDataPath(g.dataFile), log });
     }
     const { drawPaperFigures } = await import('../lib/figures/paper');

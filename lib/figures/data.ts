@@ -8,8 +8,8 @@
  *                            student, black-hole measurements at the A < 0 positions, and the teacher's top token
  *                            under the student over OPD / forward-KL steps (`opdlab figures --generate c1c2`)
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { projectPaths } from './paths';
 
 /** Black-hole measurements at the positions with A < 0 (lib/analysis/blackhole.ts), one entry per position. */
@@ -87,6 +87,14 @@ export function readFigureData<T>(path: string, command?: string): T {
   } catch (e) {
     throw new Error(`figure data ${path} is not valid JSON (${(e as Error).message}); regenerate it with: ${cmd}`);
   }
+}
+
+/** Writes a figure-data file as one line of JSON: its folder made, a temporary file renamed over it (readers never see a part). */
+export function writeFigureData(path: string, data: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(data)}\n`);
+  renameSync(tmp, path);
 }
 
 function checkNumbers(where: string, name: string, x: unknown, length?: number): void {

@@ -13,8 +13,6 @@
  *                                                                                      -> tracker     (C2)
  * Every number is rounded to 6 significant digits to keep the committed file small.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { blackHole } from '../../analysis/blackhole';
 import { TeacherTopTracker } from '../../analysis/tracker';
@@ -28,7 +26,7 @@ import { createAdam } from '../../train/optimizer';
 import { buildProbeSet, distillStep, prepareBatch, probeMetrics, type ProbeSet, type StepContext } from '../../train/step';
 import { warmupStudent } from '../../train/warmup';
 import type { BlackHolePoints, C1C2Data, C1C2Seed, TrackerSeries } from '../data';
-import { figureDataPath } from '../data';
+import { figureDataPath, writeFigureData } from '../data';
 
 export interface C1C2GenerateOptions {
   /** Config seeds, each measured on its own warm-up student. Default [0, 1, 2] (the paper specs' seeds). */
@@ -197,10 +195,7 @@ export async function generateC1C2Data(options: Partial<C1C2GenerateOptions> = {
     seeds,
   };
   if (o.out) {
-    mkdirSync(dirname(o.out), { recursive: true });
-    const tmp = `${o.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(data)}\n`);
-    renameSync(tmp, o.out);
+    writeFigureData(o.out, data);
     o.log(`wrote ${o.out}`);
   }
   return data;

@@ -16,9 +16,7 @@
  *   opdlab sweep specs/dynamics.json --workers 2     # the 9 runs (about 5 min on 2 cores)
  *   opdlab figures --generate dynamics                # this file's generator, then draws
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { figureDataPath, readFigureData } from '../data';
+import { figureDataPath, readFigureData, writeFigureData } from '../data';
 import { projectPaths } from '../paths';
 import { reproduceCommand, requirePaperRuns, type PaperRun, type ReproduceMode } from '../sweeps';
 import { distillRows, evalRows } from '../runLogs';
@@ -215,10 +213,7 @@ export function generateDynamicsData(options: Partial<DynamicsGenerateOptions> =
   };
   for (const [m, c] of Object.entries(methods)) checkCurves(`generateDynamicsData: ${m}`, c);
   if (o.out) {
-    mkdirSync(dirname(o.out), { recursive: true });
-    const tmp = `${o.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(data)}\n`);
-    renameSync(tmp, o.out);
+    writeFigureData(o.out, data);
     o.log(`wrote ${o.out}`);
   }
   return data;

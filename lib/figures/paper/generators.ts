@@ -14,6 +14,7 @@
  * `opdlab reproduce` = for each generator: train its specs' missing runs, generate its data file, then draw every
  * figure (lib/figures/reproduce.ts). `opdlab figures --generate <name>` runs one generator on existing runs.
  */
+import { initBackend } from '../../backend';
 import { modeSeeds, type ReproduceMode } from '../sweeps';
 import { generateC1C2Data } from './generate';
 import { generateDynamicsData } from './generateDynamics';
@@ -53,6 +54,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     specs: [],
     simulates: true,
     async generate(ctx) {
+      await initBackend({ quiet: true }); // the simulation's numbers depend on the backend: always the one reproduce uses
       const quick = ctx.mode === 'quick' ? { batches: 2, trackerSteps: 6, trackEvery: 3, warmupSteps: 70 } : {};
       await generateC1C2Data({ ...quick, seeds: modeSeeds(ctx.mode), cacheRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
@@ -84,6 +86,7 @@ export const DATA_GENERATORS: DataGenerator[] = [
     specs: ['neighbours'],
     simulates: true,
     async generate(ctx) {
+      await initBackend({ quiet: true }); // as c1c2: its simulation half ran on tfjs's cpu backend from `figures --generate` before
       await generateNeighboursData({ mode: ctx.mode, runsRoot: ctx.runsRoot, out: ctx.out, log: ctx.log });
     },
   },

@@ -23,11 +23,10 @@
  *
  *   npm run build && node dist/bin/opdlab.js reproduce --only ablations     # trains what is missing, then this
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { getObjective } from '../../../objectives/registry';
 import { canonicalJson, codeVersion } from '../../../train/runKey';
-import { figureDataPath, readFigureData } from '../../data';
+import { figureDataPath, readFigureData, writeFigureData } from '../../data';
 import { projectPaths } from '../../paths';
 import { requirePaperRuns, type ReproduceMode } from '../../sweeps';
 import { distillRows, evalRows } from '../../runLogs';
@@ -261,10 +260,7 @@ export function generateAblationsData(options: Partial<AblationsGenerateOptions>
   };
   checkData('generateAblationsData', data);
   if (o.out) {
-    mkdirSync(dirname(o.out), { recursive: true });
-    const tmp = `${o.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(data)}\n`);
-    renameSync(tmp, o.out);
+    writeFigureData(o.out, data);
     o.log(`wrote ${o.out}: ${Object.keys(variants).length} settings, ${keyOf.size} runs`);
   }
   return data;

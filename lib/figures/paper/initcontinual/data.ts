@@ -16,10 +16,9 @@
  *
  *   npm run build && node dist/bin/opdlab.js reproduce --only initcontinual      # trains what is missing, writes, draws
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { codeVersion } from '../../../train/runKey';
-import { figureDataPath, readFigureData } from '../../data';
+import { figureDataPath, readFigureData, writeFigureData } from '../../data';
 import { projectPaths } from '../../paths';
 import { requirePaperRuns, type ReproduceMode } from '../../sweeps';
 import { evalRows } from '../../runLogs';
@@ -207,10 +206,7 @@ export function generateInitContinualData(options: Partial<InitContinualGenerate
   };
   checkInitContinualData('generateInitContinualData', data);
   if (o.out) {
-    mkdirSync(dirname(o.out), { recursive: true });
-    const tmp = `${o.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(data)}\n`);
-    renameSync(tmp, o.out);
+    writeFigureData(o.out, data);
     o.log(`wrote ${o.out}`);
   }
   return data;

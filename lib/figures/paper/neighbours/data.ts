@@ -12,9 +12,7 @@
  *
  *   npm run build && node dist/bin/opdlab.js reproduce --only neighbours
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { figureDataPath, readFigureData } from '../../data';
+import { figureDataPath, readFigureData, writeFigureData } from '../../data';
 import { paperCells, requirePaperRuns, type ReproduceMode } from '../../sweeps';
 import { codeVersion } from '../../../train/runKey';
 import { collectMethodCurves, type MethodCurves } from '../generateDynamics';
@@ -102,10 +100,7 @@ export async function generateNeighboursData(options: Partial<NeighboursGenerate
   };
   checkNeighboursData('generateNeighboursData', data);
   if (o.out) {
-    mkdirSync(dirname(o.out), { recursive: true });
-    const tmp = `${o.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(data)}\n`);
-    renameSync(tmp, o.out);
+    writeFigureData(o.out, data);
     o.log(`wrote ${o.out}`);
   }
   return data;
