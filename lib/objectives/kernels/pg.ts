@@ -127,6 +127,24 @@ export interface StudentRows {
 }
 
 /**
+ * The per-row buffers of the exponential pass: max_N (filled with validation's row maxima when its scan took them:
+ * `known`), sum_N, and with `support` the logits on it, zS_NK (gathered now: reading them one by one after the
+ * pass would cost a cache miss each).
+ */
+function rowBuffers(kernels: RowKernels, arena: Arena, z: Float32Array, rows: number, vocab: number, support?: { ids_NK: Int32Array; k: number }) {
+  const max_N = arena.f32(rows);
+  const sum_N = arena.f64(rows);
+  const maxima = arena.rowMaxOf(z, rows, vocab);
+  if (maxima) max_N.set(maxima);
+  let zS_NK: Float32Array | null = null;
+  if (support) {
+    zS_NK = new Float32Array(rows * support.k);
+    kernels.gatherRows(z, rows, vocab, support.ids_NK, support.k, zS_NK); // NV -> NK
+  }
+  return { max_N, sum_N, known: maxima !== null, zS_NK };
+}
+
+/**
  * The exponential pass of `StudentRows` over the logits z (e into the gradient's memory g); with `support` (K ids per
  * row) also the logits there, zS_NK (reading them one by one after the pass would cost a cache miss each).
  */
@@ -139,18 +157,10 @@ export function studentRows(
   vocab: number,
   support?: { ids_NK: Int32Array; k: number },
 ): StudentRows {
-  const max_N = arena.f32(rows);
-  const sum_N = arena.f64(rows);
-  const known = arena.rowMaxOf(z, rows, vocab); // the row maxima from validation's scan, when it took them
-  if (known) max_N.set(known);
-  kernels.expRows(z, rows, vocab, g, max_N, sum_N, known !== null); // NV -> NV (e), N, N
+  const { max_N, sum_N, known, zS_NK } = rowBuffers(kernels, arena, z, rows, vocab, support);
+  kernels.expRows(z, rows, vocab, g, max_N, sum_N, known); // NV -> NV (e), N, N
   const lse_N = new Float64Array(rows);
   for (let n = 0; n < rows; n++) lse_N[n] = max_N[n] + Math.log(sum_N[n]);
-  let zS_NK: Float32Array | null = null;
-  if (support) {
-    zS_NK = new Float32Array(rows * support.k);
-    kernels.gatherRows(z, rows, vocab, support.ids_NK, support.k, zS_NK); // NV -> NK
-  }
   const dense_N = arena.f32(rows).fill(0);
   // room for one entry per row (the PG rows); setEntry grows it for more
   return { kernels, z, g, sum_N, lse_N, vocab, zS_NK, dense_N, entryAt: new Int32Array(rows + 16), entryValue: new Float64Array(rows + 16), entries: 0 };
@@ -177,15 +187,7 @@ export function studentRowsInBlocks(
   support: { ids_NK: Int32Array; k: number } | undefined,
   settle: (s: StudentRows, from: number, to: number) => void,
 ): StudentRows {
-  const max_N = arena.f32(rows);
-  const sum_N = arena.f64(rows);
-  const known = arena.rowMaxOf(z, rows, vocab); // the row maxima from validation's scan, when it took them
-  if (known) max_N.set(known);
-  let zS_NK: Float32Array | null = null;
-  if (support) {
-    zS_NK = new Float32Array(rows * support.k);
-    kernels.gatherRows(z, rows, vocab, support.ids_NK, support.k, zS_NK); // NV -> NK
-  }
+  const { max_N, sum_N, known, zS_NK } = rowBuffers(kernels, arena, z, rows, vocab, support);
   const dense_N = arena.f32(rows).fill(0);
   const perEntry = support ? support.k + 1 : 1;
   const step = Math.max(1, Math.floor(BLOCK_BYTES / (4 * vocab)));
@@ -198,7 +200,7 @@ export function studentRowsInBlocks(
     const span = (to - from) * vocab;
     const gBlock = g.subarray(from * vocab, from * vocab + span);
     // NV -> NV (e), N, N for the block's rows
-    kernels.expRows(z.subarray(from * vocab, from * vocab + span), to - from, vocab, gBlock, max_N.subarray(from, to), sum_N.subarray(from, to), known !== null);
+    kernels.expRows(z.subarray(from * vocab, from * vocab + span), to - from, vocab, gBlock, max_N.subarray(from, to), sum_N.subarray(from, to), known);
     for (let n = from; n < to; n++) s.lse_N[n] = max_N[n] + Math.log(sum_N[n]);
     settle(s, from, to);
     kernels.scaleRows(gBlock, dense_N.subarray(from, to), to - from, vocab, gBlock); // the block, in place
