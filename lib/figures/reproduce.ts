@@ -96,19 +96,16 @@ export async function generateInParallel(generators: readonly DataGenerator[], o
       const out = path.join(o.dataDir, g.dataFile);
       o.log(`      [${g.name}] -> ${out}`);
       const child = fork(worker, [JSON.stringify({ name: g.name, mode: o.mode, runsRoot: o.runsRoot, out })], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-      const lines = (prefix: string) => {
-        let rest = '';
-        return (chunk: Buffer) => {
-          const text = rest + chunk.toString('utf8');
-          const parts = text.split('\n');
-          rest = parts.pop()!;
-          for (const line of parts) o.log(`      [${g.name}]${prefix} ${line}`);
-        };
-      };
-      child.stdout!.on('data', lines(''));
+      let rest = ''; // a line not yet ended by its newline
+      child.stdout!.on('data', (chunk: Buffer) => {
+        const parts = (rest + chunk.toString('utf8')).split('\n');
+        rest = parts.pop()!;
+        for (const line of parts) o.log(`      [${g.name}] ${line}`);
+      });
       const stderr: string[] = [];
       child.stderr!.on('data', (c: Buffer) => stderr.push(c.toString('utf8')));
-      child.on('exit', (code, signal) => {
+      child.on('close', (code, signal) => {
+        if (rest) o.log(`      [${g.name}] ${rest}`);
         if (code === 0) o.log(`      [${g.name}] done in ${secondsSince(t0)} s`);
         else {
           failed.push(g.name);

@@ -13,7 +13,7 @@
  *
  * Special tokens: `bannedTokens` (default <pad>, <bos>) are never sampled; `stopToken` (<eos>) ends a row and is
  * part of its response (mask 1). Rows that reach maxNewTokens without it are unfinished (finished_B = 0).
- * Finished rows keep being fed <pad> so the batch stays rectangular; their outputs are ignored.
+ * Finished rows are no longer fed; their remaining response positions stay <pad> with mask 0.
  *
  * Cost: each distinct prompt is prefilled once (kernels.ts expandCache fans its cache row out to the rows that
  * repeat it), and each decode step feeds only the rows still sampling, one per distinct prefix (context id; the

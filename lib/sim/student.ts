@@ -15,8 +15,8 @@
  * [B T, 3D] qkv (kernels.ts `causalAttention`: no per-head loops of ops, no batched matMul, no mask tensor).
  *
  * Sampling: `prefill` runs the prompts [B, P] through the same maths (inference ops) and fills a KV cache; each
- * `decode` step then feeds one token per row for all the rows still sampling at once (`rows`). tfjs op dispatch costs about 20 us per op on
- * wasm, so a decode step keeps only the projections as tfjs ops (4 per layer + the unembedding) and does the
+ * `decode` step then feeds one token per row for all the rows still sampling at once (`rows`). tfjs op dispatch
+ * costs about 20 us per op on wasm, so a decode step keeps only the projections as tfjs ops (4 per layer + the unembedding) and does the
  * embedding, LayerNorms, residual adds and attention over the cached keys/values (JS arrays [B, C, D] per layer,
  * kernels.ts `attendOne`) in JS on a snapshot of the small weights. Tests hold the decoded logits equal to the
  * full pass.
