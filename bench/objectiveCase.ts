@@ -1,12 +1,18 @@
 /**
  * One benchmark case in a fresh process (so peak memory is this case's alone):
- *   node dist/bench/objectiveCase.js <objective> <N> <V> <fused|composed> <reps> [warmup]
+ *   node dist/bench/objectiveCase.js <objective> <N> <V> <fused|composed|composed-student> <reps> [warmup]
  * Prints one JSON line: median milliseconds for loss + student-logit gradient, and peak memory.
+ *   fused             the fused kernels, reading the full teacher logits in place
+ *   composed          the composed tfjs-op reference (fused = false), the teacher's log-softmax, top-K and gather
+ *                     included, as in the PyTorch reference
+ *   composed-student  the same with the teacher handed over as a ready dump (top-K and sampled log-probs made
+ *                     before the clock starts): the student's side alone (not for full-vocabulary gkd)
  */
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { initBackend } from '../lib/backend';
 import '../lib/objectives';
+import { withTeacherAsDump } from '../lib/objectives/batch';
 import { objectiveLossAndGrad } from '../lib/objectives/registry';
 import { disposeBatch, syntheticBatch } from '../lib/objectives/synthetic';
 import { BENCH_OPTIONS } from './options';
@@ -37,8 +43,13 @@ async function main(): Promise<void> {
   // untimed first calls: wasm code tiers up (Liftoff -> TurboFan) and the heap settles over the first few
   const warmup = Math.max(1, Number(warmupArg ?? 1));
   const info = await initBackend({ quiet: true });
-  const batch = syntheticBatch({ tokens: n, vocab: v, sequences: 16, seed: 3, promptShare: 0 });
+  if (!['fused', 'composed', 'composed-student'].includes(mode)) throw new Error(`mode must be fused, composed or composed-student, got '${mode}'`);
+  const full = syntheticBatch({ tokens: n, vocab: v, sequences: 16, seed: 3, promptShare: 0 });
   const options = { ...(BENCH_OPTIONS[name] ?? {}), fused: mode === 'fused' };
+  const topK = Number((options as { topK?: number }).topK ?? 0);
+  if (mode === 'composed-student' && name === 'gkd' && topK === 0) throw new Error('full-vocabulary gkd needs the full teacher logits');
+  // opd reads only the sampled log-probs of a dump (its top-1 is unused)
+  const batch = mode === 'composed-student' ? withTeacherAsDump(full, Math.max(topK, 1)) : full;
   const peakGrowth = peakMeter();
   const times: number[] = [];
   let loss = 0;
@@ -56,7 +67,7 @@ async function main(): Promise<void> {
   }
   times.sort((a, b) => a - b);
   const peakGrowthBytes = peakGrowth();
-  disposeBatch(batch);
+  disposeBatch(full);
   const logitsBytes = n * v * 4;
   console.log(
     JSON.stringify({

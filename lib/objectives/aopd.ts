@@ -44,8 +44,8 @@
  * then per row O(K) JS for the branch and its analytic gradient (derivation above `imitationRow`), written as
  * the row's exponentials scaled in place plus sparse entries, a cache-sized block of rows at a time (studentRowsInBlocks);
  * fused = false: tfjs ops (studentOnSupport / normaliseOnSupport / jsd) + autodiff on the student side, the
- * reference; the teacher's side (detached data) is the same array in both paths (teacherLogprobs,
- * teacherEntries). Float32 caveat of the reference: with a student logit ~1e4 off the support, 'both' loses
+ * reference, which reads a full teacher through tfjs ops too (a log-softmax, its top-K and the gather at y_t:
+ * withTeacherAsDump, then the dump's path of teacherLogprobs; its tail mass is 1 - sum_S pT, good to ~K float32 ulps). Float32 caveat of the reference: with a student logit ~1e4 off the support, 'both' loses
  * precision (z - lse rounds to ~1e-3), and 'tailBucket' computes the student's 1 - sum_S p by cancellation;
  * the fused kernel renormalises from the logits in float64, sums the off-support mass directly, and matches
  * the float64 PyTorch fixture there.
@@ -55,7 +55,7 @@ import { jsd } from '../probs/divergences';
 import { tokenLogprobs } from '../probs/gather';
 import { normaliseOnSupport, SUPPORT_NORMS, type SupportNorm, type TopK } from '../probs/topk';
 import { assertInRange, assertIntInRange } from '../probs/validate';
-import { studentOnSupport } from './batch';
+import { studentOnSupport, withTeacherAsDump } from './batch';
 import { fusedLoss } from './fused';
 import { advantageMetrics, pgTerms, setDenseRow, setEntry, setPgRow, studentRowsInBlocks, teacherLogprobs, type StudentRows } from './kernels/pg';
 import { pgPerTokenComposed } from './opd';
@@ -314,7 +314,8 @@ export function computeAsymmetric(name: string, batch: DistillBatch, o: Imitatio
   const { tokens_N, mask_N, seqIds_N } = batch;
   const rows = batch.studentLogits_NV.shape[0];
   const k = o.topK;
-  const teacher = teacherLogprobs(batch, k, o.supportNorm === 'tailBucket');
+  // fused: full teacher logits read in place (lib/kernels); composed: through tfjs ops into a dump's form first
+  const teacher = teacherLogprobs(o.fused ? batch : withTeacherAsDump(batch, k), k, o.supportNorm === 'tailBucket');
   const lpT_N = teacher.lpT_N;
   const support = teacher.support!;
   const teacherEntries_NE = teacherEntries(support, o.supportNorm, teacher.tail_N);

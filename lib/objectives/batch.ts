@@ -12,7 +12,7 @@ import {
   assertLength,
   assertMask,
 } from '../probs/validate';
-import { isTeacherFull, type DistillBatch, type Objective, type Requirement } from './types';
+import { isTeacherFull, type DistillBatch, type Objective, type Requirement, type TeacherTopK } from './types';
 
 /**
  * Validates shapes, ids, masks and finiteness for objective `op`; `needs` adds the objective's own inputs.
@@ -99,6 +99,27 @@ export function teacherSampledLogprobs(batch: DistillBatch): Float32Array {
   const t = requireTeacher(batch);
   if (!isTeacherFull(t)) return t.sampledLogprobs_N;
   return tf.tidy(() => tokenLogprobs(tf.logSoftmax(t.logits_NV) as tf.Tensor2D, batch.tokens_N).dataSync() as Float32Array);
+}
+
+/**
+ * The batch with its teacher in the form a dump has (its top-k ids and log-probs, sorted, plus the sampled token's
+ * log-prob), read from full logits by one tfjs log-softmax, a gather at y_t and the plain-JS top-k of its rows. The
+ * composed reference paths (fused = false) read a full teacher this way, so that they run no lib/kernels code, as a
+ * plain composition of tfjs ops would; the fused paths read full logits in place. A dump is returned as it is.
+ */
+export function withTeacherAsDump(batch: DistillBatch, k: number): DistillBatch {
+  const t = requireTeacher(batch);
+  if (!isTeacherFull(t)) return batch;
+  assertIntInRange('withTeacherAsDump', 'k', k, 1, t.logits_NV.shape[1]);
+  const logpT_NV = tf.logSoftmax(t.logits_NV) as tf.Tensor2D;
+  try {
+    const top = teacherTopK(logpT_NV, k);
+    const sampled = tf.tidy(() => tokenLogprobs(logpT_NV, batch.tokens_N).dataSync() as Float32Array);
+    const dump: TeacherTopK = { k, topkIds_NK: top.ids_NK, topkLogprobs_NK: top.values_NK, sampledLogprobs_N: sampled };
+    return { ...batch, teacher: dump };
+  } finally {
+    logpT_NV.dispose();
+  }
 }
 
 /**

@@ -24,11 +24,12 @@
  *   then the analytic gradient, rows scaled in place plus the entry at y_t (gamma = 0: a cache-sized block of rows
  *   at a time, studentRowsInBlocks)
  *   d l_t / d z_v = A_t (p_v - 1[v = y_t])   (times rho_t with the importance ratio)   (kernels/pg.ts)
- * fused = false: tfjs ops + autodiff, the reference.
+ * fused = false: tfjs ops + autodiff, the reference (a full teacher read by a tfjs log-softmax and gather too).
  */
 import * as tf from '@tensorflow/tfjs';
 import { tokenLogprobs } from '../probs/gather';
 import { assertInRange } from '../probs/validate';
+import { teacherSampledLogprobs } from './batch';
 import { fusedLoss } from './fused';
 import { advantageMetrics, discountedAdvantages, pgTerms, setPgRow, studentRows, studentRowsInBlocks, teacherLogprobs, writeRows, type StudentRows } from './kernels/pg';
 import { registerObjective } from './registry';
@@ -86,7 +87,8 @@ function computeOpd(batch: DistillBatch, o: OpdOptions, reduction: Reduction): O
   const { tokens_N, mask_N, seqIds_N } = batch;
   const logq_N = batch.samplerLogprobs_N;
   const rows = batch.studentLogits_NV.shape[0];
-  const lpT_N = teacherLogprobs(batch, 0).lpT_N;
+  // fused: full teacher logits read in place (lib/kernels); composed: a tfjs log-softmax and gather (no kernel code)
+  const lpT_N = o.fused ? teacherLogprobs(batch, 0).lpT_N : teacherSampledLogprobs(batch);
   const weights_N = reductionWeights(mask_N, reduction, seqIds_N);
   const lpS_N = new Float64Array(rows); // detached log pS(y_t), for metrics and the advantage
   let advantage_N: Float64Array;

@@ -32,7 +32,7 @@ import * as tf from '@tensorflow/tfjs';
 import { klStudentTeacher } from '../probs/divergences';
 import { gatherColumns } from '../probs/gather';
 import { normaliseOnSupport, topKRows } from '../probs/topk';
-import { teacherSampledLogprobs, teacherSupport } from './batch';
+import { teacherSampledLogprobs, teacherSupport, withTeacherAsDump } from './batch';
 import { fusedLoss, type RowKernel } from './fused';
 import { rklSupportRows, teacherSupportFromLogits, type DivergenceRows } from './kernels/divergenceRows';
 import { maskedMean } from './pg';
@@ -98,25 +98,28 @@ export function dropFirstSpecialTokens(tokens_N: Int32Array, mask_N: Float32Arra
 
 /**
  * The support per row: teacher top-K (sorted), optionally + y_t, with the teacher's full-vocabulary log-probs on
- * it (float64 from full logits; the dump's values otherwise). Unused extra columns repeat y_t and are excluded
+ * it (fused, full logits: float64 from the logits in place; else the dump's values, or for the composed path the
+ * float32 values of a tfjs log-softmax). Unused extra columns repeat y_t and are excluded
  * by width_N (fused) or a -1e9 bias (composed).
  */
-function buildSupport(batch: DistillBatch, k: number, tailSampling: boolean) {
+function buildSupport(batch: DistillBatch, k: number, tailSampling: boolean, fused: boolean) {
   const rows = batch.studentLogits_NV.shape[0];
   const t = batch.teacher!;
   let topIds_NK: Int32Array;
   let topLogp_NK: ArrayLike<number>;
   let sampled_N: ArrayLike<number> | undefined;
-  if (isTeacherFull(t)) {
+  if (isTeacherFull(t) && fused) {
     const s = teacherSupportFromLogits(t.logits_NV, k, 1, false, tailSampling ? batch.tokens_N : undefined);
     topIds_NK = s.ids_NK;
     topLogp_NK = s.logp_NK;
     if (tailSampling) sampled_N = s.sampled_N!;
   } else {
-    const s = teacherSupport(batch, k);
+    // a dump, or (composed path) full logits read through tfjs ops into a dump's form
+    const dumped = withTeacherAsDump(batch, k);
+    const s = teacherSupport(dumped, k);
     topIds_NK = s.ids_NK;
     topLogp_NK = s.values_NK;
-    if (tailSampling) sampled_N = teacherSampledLogprobs(batch);
+    if (tailSampling) sampled_N = teacherSampledLogprobs(dumped);
   }
   const cols = tailSampling ? k + 1 : k;
   const ids_NC = new Int32Array(rows * cols);
@@ -172,7 +175,7 @@ function computeTopkRkl(batch: DistillBatch, o: TopkRklOptions, mask_N: Float32A
   const [rows, vocab] = z.shape;
   const k = o.topK;
   const clip = o.clipLogRatio;
-  const s = buildSupport(batch, k, o.tailSampling);
+  const s = buildSupport(batch, k, o.tailSampling, o.fused);
   const metrics: Record<string, number> = {};
   const massT_N = new Float32Array(rows);
   for (let n = 0; n < rows; n++) for (let c = 0; c < s.width_N[n]; c++) massT_N[n] += Math.exp(s.y_NC[n * s.cols + c]);

@@ -1,10 +1,12 @@
 /**
  * fusedLoss plumbing (lib/objectives/fused.ts): the gradient tensor written by the kernel is handed to the
  * backward pass without a copy; dy != 1 scales it; two fused losses in one tape add up; a loss taken under a tape
- * but never differentiated releases its gradient at the next call; nothing leaks.
+ * but never differentiated releases its gradient at the next call; nothing leaks. The composed references run no
+ * kernel code beyond validation's finiteness scan.
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import { rowKernels, setRowKernels, type RowKernels } from '../../lib/kernels';
 import '../../lib/objectives';
 import { computeObjective, objectiveLossAndGrad } from '../../lib/objectives/registry';
 import type { DistillBatch } from '../../lib/objectives/types';
@@ -62,5 +64,30 @@ describe('fusedLoss', () => {
     computeObjective('opd', batch).loss.dispose(); // the next call: that tape is over, the gradient goes
     expect(tf.memory().numTensors).toBe(before + 1);
     x.dispose();
+  });
+
+  it('the composed references (fused = false) read a full teacher with tfjs ops: no kernel runs but validation\'s scan', () => {
+    const real = rowKernels();
+    const used: string[] = [];
+    // validation's finiteness scan (firstNonFiniteOf) may use the kernels; every other method is recorded
+    const allowed = new Set(['name', 'zeroCopy', 'inPlace', 'firstNonFinite', 'scanRows']);
+    const spy = new Proxy(real, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && !allowed.has(key)) used.push(key);
+        return Reflect.get(target, key, receiver);
+      },
+    }) as RowKernels;
+    setRowKernels(spy);
+    try {
+      for (const [name, options] of [...objectives, ['topk-rkl', { topK: 4, tailSampling: true }], ['aopd', { topK: 4, supportNorm: 'tailBucket' }]] as [string, Record<string, unknown>][]) {
+        used.length = 0;
+        objectiveLossAndGrad(name, batch, { ...options, fused: false }).grad_NV.dispose();
+        expect(used, `${name} composed`).toEqual([]);
+        objectiveLossAndGrad(name, batch, options).grad_NV.dispose();
+        expect(used.length, `${name} fused (the spy sees kernel calls)`).toBeGreaterThan(0);
+      }
+    } finally {
+      setRowKernels(null);
+    }
   });
 });
