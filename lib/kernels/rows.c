@@ -352,16 +352,15 @@ EXPORT void shift_rows(const float* z, const double* shift, float* out, int rows
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Top-K per row. An entry ranks below another with a smaller value, or the same value and a larger id, so ties go
- * to the lower id (as topKRows in lib/probs/topk.ts). Inputs must be finite. The row is read in id order, keeping
- * the best k seen so far; their lowest value is a running threshold, and the row is scanned 16 values at a time,
- * only the lanes at or above the threshold being offered. A taken value replaces the lowest-ranked kept entry (a
- * later id never wins a tie, so "above the lowest" is exact).
- *   k <= SMALL_K: a list sorted best first (a taken value moves up past the smaller entries). The list starts
- *                 empty behind a floor (topk_floor): few values reach it, about k + k/5 on rows of random values
- *                 (39 for k = 32 of 4096 Gaussians), against about k ln(V / k) from a cold start. With a logsumexp
- *                 asked, the same pass over the row (in cache after the floor's pass, which also gives the row
- *                 maximum) sums the exponentials.
- *   larger k:     a min-heap (root = the lowest-ranked entry), O(log k) per replacement, heap-sorted at the end.
+ * to the lower id (as topKRows in lib/probs/topk.ts). Inputs must be finite.
+ *   k <= SMALL_K: a floor under the row's k-th largest value first (topk_floor: one pass of block maxima, which also
+ *                 gives the row maximum); then one scan 16 values at a time collects the values at or above it as
+ *                 candidates, about k + k/5 on rows of random values (39 for k = 32 of 4096 Gaussians), which are
+ *                 ranked at the end (rank_candidates). With a logsumexp asked, the same scan (the row in cache after
+ *                 the floor's pass) sums the exponentials.
+ *   larger k:     the row read in id order into a min-heap of the best k so far (root = the lowest-ranked entry; only
+ *                 lanes above it are offered, 16 at a time), O(log k) per replacement, heap-sorted at the end (a
+ *                 later id never wins a tie, so "above the lowest" is exact).
  */
 
 #define SMALL_K 64
@@ -372,25 +371,6 @@ EXPORT void shift_rows(const float* z, const double* shift, float* out, int rows
 
 static inline int ranks_below(float va, int ia, float vb, int ib) {
   return va < vb || (va == vb && ia > ib);
-}
-
-/* the sorted list of `*filled` <= k entries: x at id v (later than every kept id) enters when the list is not full
-   or x is larger than its last entry; it moves up past the smaller entries (equal values stay ahead: they have
-   lower ids) */
-static inline void list_offer(float* sv, int* si, int* filled, int k, float x, int v) {
-  int j = *filled;
-  if (j == k) {
-    if (!(x > sv[k - 1])) return;
-    j = k - 1;
-  } else {
-    *filled = j + 1;
-  }
-  for (; j > 0 && x > sv[j - 1]; j--) {
-    sv[j] = sv[j - 1];
-    si[j] = si[j - 1];
-  }
-  sv[j] = x;
-  si[j] = v;
 }
 
 static inline void heap_swap(float* hv, int* hi, int a, int b) {
@@ -515,15 +495,50 @@ static float topk_floor(const float* zr, int V, int k, float* max) {
   return lo;
 }
 
+/* candidates a row's scan collects before they are ranked: room for several times k (a row of many values tied at the
+   floor fills it; it is then ranked and cut back to the best k, and the scan goes on) */
+#define CANDIDATES (4 * SMALL_K + 64)
+
 /*
- * One row's top k, k <= SMALL_K, into kv / ki (the sorted list); with want_lse also returns
- * sum_v exp((z_v - max) scale), max = the row maximum = kv[0], from the same pass: 16 values per step, first the
- * threshold test (their maximum against it, then the lanes), then their exponentials.
+ * The best k of the n candidates cv / ci (n >= k, distinct ids, finite values) into kv / ki, best first: each
+ * candidate's rank is the number that rank above it (a larger value, or the same value and a lower id), counted 4
+ * at a time, and it goes to that position if it is below k. Ranks are distinct (the order is total), so the k
+ * positions are filled once each. Pads cv / ci up to a multiple of 4 with (-Infinity, id -1): a pad equals only pads.
+ */
+static void rank_candidates(float* cv, int* ci, int n, int k, float* kv, int* ki) {
+  int padded = (n + 3) & ~3;
+  for (int j = n; j < padded; j++) {
+    cv[j] = -__builtin_inff();
+    ci[j] = -1;
+  }
+  for (int i = 0; i < n; i++) {
+    const v128_t x = wasm_f32x4_splat(cv[i]), id = wasm_i32x4_splat(ci[i]);
+    v128_t c = wasm_i32x4_splat(0);
+    for (int j = 0; j < padded; j += 4) { /* true lanes are -1 */
+      v128_t v = wasm_v128_load(cv + j), d = wasm_v128_load(ci + j);
+      c = wasm_i32x4_add(c, wasm_v128_or(wasm_f32x4_gt(v, x), wasm_v128_and(wasm_f32x4_eq(v, x), wasm_i32x4_lt(d, id))));
+    }
+    int rank = -(wasm_i32x4_extract_lane(c, 0) + wasm_i32x4_extract_lane(c, 1) + wasm_i32x4_extract_lane(c, 2) + wasm_i32x4_extract_lane(c, 3));
+    if (rank < k) {
+      kv[rank] = cv[i];
+      ki[rank] = ci[i];
+    }
+  }
+}
+
+/*
+ * One row's top k, k <= SMALL_K, into kv / ki, descending; with want_lse also returns sum_v exp((z_v - max) scale),
+ * max = the row maximum (the floor's pass takes it), from the same pass: 16 values per step, first the threshold test
+ * (their maximum against the floor, then the lanes; the few at or above it are collected as candidates), then their
+ * exponentials. The candidates are ranked at the end (rank_candidates): offering each to a sorted list as it came
+ * cost ~100 cycles per offer in branches and shifts, which dominated the pass.
  */
 static inline __attribute__((always_inline)) double row_topk_list(const float* zr, int V, int k, float* kv, int* ki, int want_lse, float scale) {
+  float cv[CANDIDATES + 16];
+  int ci[CANDIDATES + 16];
   float max;
-  const float floor = topk_floor(zr, V, k, &max);
-  int filled = 0;
+  float floor = topk_floor(zr, V, k, &max);
+  int n = 0;
   const v128_t sh = splat(max), sc = splat(scale);
   v128_t t = splat(floor);
   double total = 0;
@@ -533,16 +548,24 @@ static inline __attribute__((always_inline)) double row_topk_list(const float* z
     int stop = v + FLUSH < V ? v + FLUSH : V;
     for (; v + 16 <= stop; v += 16) {
       v128_t x0 = wasm_v128_load(zr + v), x1 = wasm_v128_load(zr + v + 4), x2 = wasm_v128_load(zr + v + 8), x3 = wasm_v128_load(zr + v + 12);
-      /* offered: at or above the threshold t (the floor, then once the list is full the larger of it and the list's
-         lowest value; rechecked in list_offer, as it may rise within the group) */
       if (wasm_v128_any_true(wasm_f32x4_ge(wasm_f32x4_pmax(wasm_f32x4_pmax(x0, x1), wasm_f32x4_pmax(x2, x3)), t))) {
         unsigned bits = wasm_i32x4_bitmask(wasm_f32x4_ge(x0, t)) | wasm_i32x4_bitmask(wasm_f32x4_ge(x1, t)) << 4 |
                         wasm_i32x4_bitmask(wasm_f32x4_ge(x2, t)) << 8 | wasm_i32x4_bitmask(wasm_f32x4_ge(x3, t)) << 12;
         for (; bits; bits &= bits - 1) {
           int u = v + __builtin_ctz(bits);
-          list_offer(kv, ki, &filled, k, zr[u], u);
+          cv[n] = zr[u];
+          ci[n++] = u;
         }
-        t = splat(filled == k && kv[k - 1] > floor ? kv[k - 1] : floor);
+        if (n > CANDIDATES) { /* full (ties at the floor): keep the best k; only values above the k-th can still enter */
+          rank_candidates(cv, ci, n, k, kv, ki);
+          for (int j = 0; j < k; j++) {
+            cv[j] = kv[j];
+            ci[j] = ki[j];
+          }
+          n = k;
+          floor = kv[k - 1];
+          t = splat(floor);
+        }
       }
       if (want_lse) {
         s0 = wasm_f32x4_add(s0, exp_shifted(x0, sh, sc, scale, 0));
@@ -554,8 +577,12 @@ static inline __attribute__((always_inline)) double row_topk_list(const float* z
     if (want_lse) total += hsum(wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3)));
   }
   for (int u = v; u < V; u++) {
-    if (zr[u] >= floor) list_offer(kv, ki, &filled, k, zr[u], u);
+    if (zr[u] >= floor) {
+      cv[n] = zr[u];
+      ci[n++] = u;
+    }
   }
+  rank_candidates(cv, ci, n, k, kv, ki);
   for (; want_lse && v < V; v += 4) {
     int count = V - v < 4 ? V - v : 4;
     v128_t e = exp_shifted(count == 4 ? wasm_v128_load(zr + v) : load_tail(zr + v, count, -3.4e38f), sh, sc, scale, 0);
