@@ -11,9 +11,10 @@
  *   npm run bench -- --only aopd,opd    a subset
  *   npm run bench -- --runs 3           every case 3 times (fused, composed and PyTorch in turn), medians reported:
  *                                       on a shared machine one run can catch a busy moment
- *   npm run bench -- --warmup 3         3 untimed calls before the timed ones in each opdlab case (default 1): the
+ *   npm run bench -- --warmup 5         5 untimed calls before the timed ones in each opdlab case (default 3): the
  *                                       wasm kernels tier up (Liftoff -> TurboFan) and the heap settles over the
- *                                       first few calls, as they do in the first steps of a training run
+ *                                       first few calls, as they do in the first steps of a training run (with one,
+ *                                       the fused top-K objectives' medians still caught calls in Liftoff code)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { BENCH_OBJECTIVES, BENCH_OPTIONS, BENCH_SHAPES } from './options';
 
 const PY = '/usr/bin/python3';
 const THREADS = 1; // opdlab's kernels are single-threaded; PyTorch gets the same
+const DEFAULT_WARMUP = 3;
 
 interface CaseResult {
   ms?: number;
@@ -68,7 +70,7 @@ function main(): void {
   const runsIdx = args.indexOf('--runs');
   const runs = runsIdx >= 0 ? Math.max(1, Number(args[runsIdx + 1]) || 1) : 1;
   const warmupIdx = args.indexOf('--warmup');
-  const warmup = warmupIdx >= 0 ? Math.max(1, Number(args[warmupIdx + 1]) || 1) : 1;
+  const warmup = warmupIdx >= 0 ? Math.max(1, Number(args[warmupIdx + 1]) || 1) : DEFAULT_WARMUP;
   const objectives = onlyIdx >= 0 ? args[onlyIdx + 1].split(',') : BENCH_OBJECTIVES;
   const shapes = quick ? BENCH_SHAPES.slice(0, 1) : BENCH_SHAPES;
   const reps = quick ? 3 : 5;
