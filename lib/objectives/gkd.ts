@@ -28,11 +28,13 @@
  *     `temperature` is the loss temperature and defaults to 1. No tau^2 factor is applied (TRL applies none).
  *   - A top-K dump holds log-probs at temperature 1; with temperature != 1 it supports only supportNorm 'both'
  *     (renormalising logpT / tau on S_t is exact; 'none' and 'tailBucket' would need the full normaliser).
- *   - The teacher's support columns are detached data, formed once in float64 and shared by both paths: from full
- *     logits, selected on the logits (ties to the lower id) with an exact off-support tail; from a dump, its
- *     log-probs with the tail log(1 - top-K mass) floored at log(1e-30) (lib/probs log1mexp's clamp), since a
+ *   - The teacher's support columns are detached data, formed in float64: from full logits in the fused path,
+ *     selected on the logits in place (ties to the lower id) with an exact off-support tail; in the composed path
+ *     (no kernel code) from a tfjs log-softmax at tau, its top-K and a tfjs logsumexp off the support; from a dump,
+ *     its log-probs with the tail log(1 - top-K mass) floored at log(1e-30) (lib/probs log1mexp's clamp), since a
  *     dump's top-K mass can round to >= 1. The student's tail is exact in the fused kernel (log space); the
- *     composed float32 path is inaccurate once the student's off-support mass is below ~1e-7.
+ *     composed float32 path is inaccurate once the student's off-support mass is below ~1e-7, and at logits of
+ *     +-1e4 (log-probs round to ~1e-3 on both sides there).
  *   - 'none' is not a divergence: at pS = pT its loss is 0 but the end KLs' gradients are not (they push mass
  *     onto the support), and the loss can go negative (methods.md 10.3: do not clamp).
  *   - Metrics are token-means over masked tokens at the loss temperature; `topk/teacher_mass` is omitted for a
@@ -43,7 +45,7 @@ import { jsd } from '../probs/divergences';
 import { entropy } from '../probs/entropy';
 import { gatherColumns } from '../probs/gather';
 import { logSoftmax } from '../probs/logSoftmax';
-import { normaliseOnSupport, SUPPORT_NORMS, type SupportNorm } from '../probs/topk';
+import { normaliseOnSupport, SUPPORT_NORMS, teacherTopK, type SupportNorm } from '../probs/topk';
 import { teacherSupport } from './batch';
 import { fusedLoss, type RowKernel } from './fused';
 import { jsdSupportRows, teacherColumns, teacherSupportFromLogits, type DivergenceRows } from './kernels/divergenceRows';
@@ -91,12 +93,30 @@ function checkOptions(o: GkdOptions, vocab: number, teacher: Teacher): void {
 }
 
 /**
- * The teacher's columns on its top-K support at the loss temperature, normalised by `norm` (float64; detached
- * data shared by the fused and composed paths), and the teacher's mass on the support where it is computable.
- * Full logits: selected and formed in float64 from the logits (exact tail). Dump: its log-probs / tau.
+ * The teacher's columns on its top-K support at the loss temperature, normalised by `norm` (float64, detached), and
+ * the teacher's mass on the support where it is computable. Full logits, fused: selected and formed in float64 from
+ * the logits in place (exact tail). Full logits, composed: a tfjs log-softmax at tau and its plain-JS top-K (no kernel
+ * code; the tail from the float32 support values, as a dump's). Dump: its log-probs / tau.
  */
-function teacherOnSupport(batch: DistillBatch, teacher: Teacher, k: number, tau: number, norm: SupportNorm) {
+function teacherOnSupport(batch: DistillBatch, teacher: Teacher, k: number, tau: number, norm: SupportNorm, fused: boolean) {
   const [rows, vocab] = batch.studentLogits_NV.shape;
+  if (isTeacherFull(teacher) && !fused) {
+    const logpT_NV = logSoftmax(teacher.logits_NV, tau);
+    try {
+      const s = teacherTopK(logpT_NV, k);
+      let tail_N: Float32Array | undefined;
+      if (norm === 'tailBucket' && k < vocab) {
+        // the off-support log-mass, logsumexp of logpT with the support masked to -Infinity (tfjs ops): 1 - sum_S pT
+        // would cancel to 0 where the support holds nearly all the mass
+        const bias = new Float32Array(rows * vocab);
+        for (let i = 0; i < rows * k; i++) bias[Math.floor(i / k) * vocab + s.ids_NK[i]] = -Infinity;
+        tail_N = tf.tidy(() => tf.logSumExp(tf.add(logpT_NV, tf.tensor2d(bias, [rows, vocab])), 1).dataSync() as Float32Array);
+      }
+      return { ids_NK: s.ids_NK, y_NC: teacherColumns(s.values_NK, rows, k, vocab, norm, tail_N), logp_NK: s.values_NK as ArrayLike<number> | null };
+    } finally {
+      logpT_NV.dispose();
+    }
+  }
   if (isTeacherFull(teacher)) {
     const s = teacherSupportFromLogits(teacher.logits_NV, k, tau, norm === 'tailBucket');
     return { ids_NK: s.ids_NK, y_NC: teacherColumns(s.logp_NK, rows, k, vocab, norm, s.tail_N ?? undefined), logp_NK: s.logp_NK as ArrayLike<number> | null };
@@ -147,7 +167,7 @@ function computeGkd(batch: DistillBatch, o: GkdOptions, weights_N: Float32Array)
       metrics['entropy/student'] = maskedMean(entropy(logpS).dataSync(), mask_N);
     }
   } else {
-    const support = teacherOnSupport(batch, teacher, k, tau, norm);
+    const support = teacherOnSupport(batch, teacher, k, tau, norm, o.fused);
     if (support.logp_NK) {
       const massT_N = new Float32Array(rows);
       for (let n = 0; n < rows; n++) for (let c = 0; c < k; c++) massT_N[n] += Math.exp(support.logp_NK[n * k + c]);

@@ -79,7 +79,8 @@ describe('fusedLoss', () => {
     }) as RowKernels;
     setRowKernels(spy);
     try {
-      for (const [name, options] of [...objectives, ['topk-rkl', { topK: 4, tailSampling: true }], ['aopd', { topK: 4, supportNorm: 'tailBucket' }]] as [string, Record<string, unknown>][]) {
+      const more = [['topk-rkl', { topK: 4, tailSampling: true }], ['aopd', { topK: 4, supportNorm: 'tailBucket' }], ['gkd', { topK: 4, supportNorm: 'tailBucket', temperature: 0.7 }], ['gkd', { topK: 4, supportNorm: 'none' }]];
+      for (const [name, options] of [...objectives, ...more] as [string, Record<string, unknown>][]) {
         used.length = 0;
         objectiveLossAndGrad(name, batch, { ...options, fused: false }).grad_NV.dispose();
         expect(used, `${name} composed`).toEqual([]);

@@ -285,7 +285,10 @@ describe('gkd: fused kernel == composed reference', () => {
               const a = run(batch, { ...o, fused: true });
               const b = run(batch, { ...o, fused: false });
               expectSame(a, b, `${inp.kind} ${JSON.stringify(o)}`, inp.extreme);
-              for (const key of Object.keys(b.metrics)) expectAllclose([a.metrics[key]], [b.metrics[key]], { rtol: 1e-4, atol: 1e-5, label: key });
+              // the composed path reads a full teacher in float32 too (tfjs log-softmax): at +-1e4 its log-probs round
+              // to ~1e-3, as the student's do
+              const tol = inp.extreme ? { rtol: 1e-3, atol: 2e-3 } : { rtol: 1e-4, atol: 1e-5 };
+              for (const key of Object.keys(b.metrics)) expectAllclose([a.metrics[key]], [b.metrics[key]], { ...tol, label: key });
             }
           }
         }
