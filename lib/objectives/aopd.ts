@@ -32,7 +32,9 @@
  *   aopd-random: M_t = 1[ u(seed, t) < share ], u = positionUniform (a 32-bit integer hash of the token's row
  *              index in the batch): a diagnostic of this toolkit, not a paper method. It imitates a given share
  *              of tokens chosen independently of A_t, to separate how many tokens AOPD imitates from which
- *              ones (its gap-sign selection; FINDINGS.md P2)
+ *              ones (its gap-sign selection; FINDINGS.md P2). With gap 'nonpositive' / 'positive' the share is
+ *              drawn from one side of AOPD's switch only, pT(y_t) - pS(y_t) <= 0 / > 0 (share 1: aopd itself /
+ *              imitation exactly where aopd runs PG)
  *
  * Arguments: batch.studentLogits_NV [N, V] (differentiable), tokens_N, mask_N, teacher full logits [N, V] or
  * top-K dump (topK <= its k). Advantage, mask and teacher terms are detached. AOPD's 1/|y| per sequence
@@ -99,7 +101,16 @@ export interface AopdRandomOptions extends ImitationOptions {
   share: number;
   /** Seed of the position hash (an integer in [0, 2^32)). Default 0. */
   seed: number;
+  /**
+   * Which tokens the random share is drawn from, by the gap pT(y_t) - pS(y_t): 'any' (default), 'nonpositive' (AOPD's
+   * imitation side at eta = 0: share 1 is aopd itself) or 'positive' (the other side: share 1 imitates exactly
+   * where AOPD runs policy gradient).
+   */
+  gap: RandomGap;
 }
+
+export const RANDOM_GAPS = ['any', 'nonpositive', 'positive'] as const;
+export type RandomGap = (typeof RANDOM_GAPS)[number];
 
 const IMITATION_DEFAULTS: ImitationOptions = {
   beta: 0,
@@ -113,7 +124,7 @@ const IMITATION_DEFAULTS: ImitationOptions = {
 export const AOPD_DEFAULTS: AopdOptions = { eta: 0, ...IMITATION_DEFAULTS };
 export const AOPD_ZERO_DEFAULTS: AopdZeroOptions = { epsZero: 0.05, ...IMITATION_DEFAULTS };
 export const AOPD_ACC_DEFAULTS: AopdAccOptions = { ...AOPD_DEFAULTS };
-export const AOPD_RANDOM_DEFAULTS: AopdRandomOptions = { share: 0.4, seed: 0, ...IMITATION_DEFAULTS };
+export const AOPD_RANDOM_DEFAULTS: AopdRandomOptions = { share: 0.4, seed: 0, gap: 'any', ...IMITATION_DEFAULTS };
 
 /**
  * u(seed, n) in [0, 1): Wellons' lowbias32 integer hash of (n + seed * 0x9E3779B9) mod 2^32, divided by 2^32. A
@@ -481,7 +492,7 @@ export const aopdAcc = registerObjective<AopdAccOptions>({
 export const aopdRandom = registerObjective<AopdRandomOptions>({
   name: 'aopd-random',
   summary: 'Diagnostic AOPD variant: imitation on a random share of tokens chosen independently of A_t (position hash), PG elsewhere',
-  formula: `${SUMMARY_FORMULA}, M_t = 1[u(seed, t) < share], u = lowbias32 hash of the row index / 2^32`,
+  formula: `${SUMMARY_FORMULA}, M_t = 1[u(seed, t) < share] (and, with gap, 1[pT(y_t) - pS(y_t) <= 0] or > 0), u = lowbias32 hash of the row index / 2^32`,
   source: 'variant of this toolkit (FINDINGS.md P2): how many tokens AOPD imitates vs which ones; not from a paper',
   needs: TEACHER_NEEDS,
   teacherForms: ['full', 'topk'],
@@ -491,7 +502,10 @@ export const aopdRandom = registerObjective<AopdRandomOptions>({
   compute(batch, o, reduction) {
     assertInRange('aopd-random', 'option share', o.share, 0, 1);
     if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) throw new Error(`aopd-random: option seed must be an integer in [0, 2^32), got ${String(o.seed)}`);
-    const { share, seed } = o;
-    return computeAsymmetric('aopd-random', batch, o, (n) => positionUniform(seed, n) < share, reduction);
+    if (!(RANDOM_GAPS as readonly string[]).includes(o.gap)) throw new Error(`aopd-random: option gap must be one of ${RANDOM_GAPS.join(', ')}, got '${String(o.gap)}'`);
+    const { share, seed, gap } = o;
+    // the side test is AOPD's own eta-0 comparison (pT - pS <= 0), so share 1 on 'nonpositive' is aopd to the bit
+    const side = (pT: number, pS: number) => (gap === 'any' ? true : gap === 'nonpositive' ? pT - pS <= 0 : !(pT - pS <= 0));
+    return computeAsymmetric('aopd-random', batch, o, (n, pT, pS) => positionUniform(seed, n) < share && side(pT, pS), reduction);
   },
 });

@@ -385,6 +385,36 @@ describe('aopd variants share the kernel and differ only in the mask', () => {
     }
   });
 
+  it('aopd-random with gap: share 1 on the nonpositive side is aopd (eta 0), on the positive side its complement; a share draws from one side', () => {
+    for (const fused of [true, false]) {
+      const aopd = run('aopd', batch, { topK: 4, fused });
+      expectIdentical(run('aopd-random', batch, { share: 1, gap: 'nonpositive', topK: 4, fused }), aopd, 'share 1, nonpositive');
+      const flip = run('aopd-random', batch, { share: 1, gap: 'positive', topK: 4, fused });
+      const all = run('aopd', batch, { eta: 1, topK: 4, fused });
+      const opd = run('opd', batch, { fused });
+      let imitated = 0, pg = 0;
+      for (let i = 0; i < 12; i++) {
+        if (batch.mask_N[i] === 0) continue;
+        // aopd imitated row i (its per-token loss is the imitation loss) exactly where the complement runs PG
+        const aopdImitates = aopd.perToken_N[i] === all.perToken_N[i] && aopd.perToken_N[i] !== opd.perToken_N[i];
+        const ref = aopdImitates ? opd : all;
+        if (ref === all) imitated++;
+        else pg++;
+        expect(flip.perToken_N[i], `row ${i}`).toBe(ref.perToken_N[i]);
+        expect(perRow(flip, i)).toEqual(perRow(ref, i));
+      }
+      expect(imitated, 'rows on the positive side').toBeGreaterThan(0);
+      expect(pg, 'rows on the nonpositive side').toBeGreaterThan(0);
+      expect(flip.metrics['intervention/ratio'] + aopd.metrics['intervention/ratio']).toBeCloseTo(1, 12);
+    }
+    // a share of one side: imitated rows are that side's rows whose hash is below the share
+    const big = randomBatch(3000, 6, 3);
+    const side = run('aopd', big, { topK: 3 }).metrics['intervention/ratio'];
+    const half = run('aopd-random', big, { share: 0.5, gap: 'nonpositive', topK: 3 }).metrics['intervention/ratio'];
+    expect(Math.abs(half - 0.5 * side)).toBeLessThan(0.03);
+    expect(() => run('aopd-random', batch, { gap: 'negative' })).toThrow(/aopd-random: option gap must be one of any, nonpositive, positive, got 'negative'/);
+  });
+
   it('aopd-random imitates about `share` of a large batch whatever its logits, and names bad options', () => {
     const big = randomBatch(3000, 6, 3);
     const other = { ...randomBatch(3000, 6, 3), tokens_N: big.tokens_N, mask_N: big.mask_N };
