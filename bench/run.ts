@@ -2,8 +2,8 @@
  * `npm run bench`: the fused objective kernels against (a) the composed tfjs-autodiff reference on the same
  * backend, all of it tfjs ops (the teacher's log-softmax, top-K and gather included, as in (b)), also timed with
  * the teacher handed over as a ready dump (the student's side alone), and (b) the same maths in PyTorch eager on
- * CPU at the same thread count (bench/reference/objectives.py, run only where Debian's python3-torch imports). Each case runs in a fresh process so its peak memory is its
- * own. Prints milliseconds, ratios and peak memory over the logits' own size; targets from the Core issue:
+ * CPU at the same thread count (bench/reference/objectives.py, run only where Debian's python3-torch imports).
+ * Each case runs in a fresh process so its peak memory is its own. Prints milliseconds, ratios and peak memory over the logits' own size; targets from the Core issue:
  * fused >= 10x composed, fused >= 1.5x PyTorch, peak memory a small multiple of the logits.
  *
  *   npm run bench                       all objectives, both shapes

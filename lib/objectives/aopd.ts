@@ -47,7 +47,8 @@
  * the row's exponentials scaled in place plus sparse entries, a cache-sized block of rows at a time (studentRowsInBlocks);
  * fused = false: tfjs ops (studentOnSupport / normaliseOnSupport / jsd) + autodiff on the student side, the
  * reference, which reads a full teacher through tfjs ops too (a log-softmax, its top-K and the gather at y_t:
- * withTeacherAsDump, then the dump's path of teacherLogprobs; its tail mass is 1 - sum_S pT, good to ~K float32 ulps). Float32 caveat of the reference: with a student logit ~1e4 off the support, 'both' loses
+ * withTeacherAsDump, then the dump's path of teacherLogprobs; its tail mass is 1 - sum_S pT, good to ~K float32
+ * ulps). Float32 caveat of the reference: with a student logit ~1e4 off the support, 'both' loses
  * precision (z - lse rounds to ~1e-3), and 'tailBucket' computes the student's 1 - sum_S p by cancellation;
  * the fused kernel renormalises from the logits in float64, sums the off-support mass directly, and matches
  * the float64 PyTorch fixture there.

@@ -95,8 +95,8 @@ function checkOptions(o: GkdOptions, vocab: number, teacher: Teacher): void {
 /**
  * The teacher's columns on its top-K support at the loss temperature, normalised by `norm` (float64, detached), and
  * the teacher's mass on the support where it is computable. Full logits, fused: selected and formed in float64 from
- * the logits in place (exact tail). Full logits, composed: a tfjs log-softmax at tau and its plain-JS top-K (no kernel
- * code; the tail from the float32 support values, as a dump's). Dump: its log-probs / tau.
+ * the logits in place (exact tail). Full logits, composed (no kernel code): a tfjs log-softmax at tau, its plain-JS
+ * top-K and the tail as a tfjs logsumexp off the support. Dump: its log-probs / tau.
  */
 function teacherOnSupport(batch: DistillBatch, teacher: Teacher, k: number, tau: number, norm: SupportNorm, fused: boolean) {
   const [rows, vocab] = batch.studentLogits_NV.shape;
