@@ -115,6 +115,7 @@ function main(): void {
   console.log('composed, teacher ready: the teacher handed over as a dump made before the clock starts (the student\'s side alone;');
   console.log('the fused kernels still read the full teacher logits). Full-vocabulary gkd needs the full logits: -.');
   console.log('Targets: fused vs composed >= 10x; fused vs pytorch >= 1.5x; peak memory a small multiple of the logits.');
+  if (runs === 1) console.log('One run per case: on a busy or shared machine a single run can be off by half; the README\'s table is --runs 5.');
 }
 
 main();
