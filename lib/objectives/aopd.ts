@@ -505,8 +505,9 @@ export const aopdRandom = registerObjective<AopdRandomOptions>({
     if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) throw new Error(`aopd-random: option seed must be an integer in [0, 2^32), got ${String(o.seed)}`);
     if (!(RANDOM_GAPS as readonly string[]).includes(o.gap)) throw new Error(`aopd-random: option gap must be one of ${RANDOM_GAPS.join(', ')}, got '${String(o.gap)}'`);
     const { share, seed, gap } = o;
-    // the side test is AOPD's own eta-0 comparison (pT - pS <= 0), so share 1 on 'nonpositive' is aopd to the bit
-    const side = (pT: number, pS: number) => (gap === 'any' ? true : gap === 'nonpositive' ? pT - pS <= 0 : !(pT - pS <= 0));
-    return computeAsymmetric('aopd-random', batch, o, (n, pT, pS) => positionUniform(seed, n) < share && side(pT, pS), reduction);
+    // the side test is AOPD's own eta-0 rule, so share 1 on 'nonpositive' is aopd to the bit
+    const aopdSide = etaRule(0);
+    const side: MaskRule = gap === 'any' ? () => true : gap === 'nonpositive' ? aopdSide : (...a) => !aopdSide(...a);
+    return computeAsymmetric('aopd-random', batch, o, (n, pT, pS, a) => positionUniform(seed, n) < share && side(n, pT, pS, a), reduction);
   },
 });

@@ -4,7 +4,7 @@
  * noise, scaled), tokens are sampled from the student, sequences are contiguous runs, rewards alternate.
  */
 import * as tf from '@tensorflow/tfjs';
-import { topKRows } from '../probs/topk';
+import { withTeacherAsDump } from './batch';
 import type { DistillBatch } from './types';
 import { mulberry32 } from '../util/prng';
 
@@ -105,13 +105,7 @@ export function syntheticBatch(config: SyntheticBatchConfig): DistillBatch & { t
     group_S,
   };
   const k = config.teacherTopK ?? 0;
-  if (k > 0) {
-    const logpT = tf.tidy(() => tf.logSoftmax(teacherLogits).dataSync() as Float32Array);
-    const top = topKRows(logpT, n, v, k);
-    const sampled = new Float32Array(n);
-    for (let i = 0; i < n; i++) sampled[i] = logpT[i * v + tokens_N[i]];
-    batch.teacherTopKForm = { k, topkIds_NK: top.ids_NK, topkLogprobs_NK: top.values_NK, sampledLogprobs_N: sampled };
-  }
+  if (k > 0) batch.teacherTopKForm = withTeacherAsDump(batch, k).teacher;
   return batch;
 }
 
